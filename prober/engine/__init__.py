@@ -1,0 +1,1 @@
+"""The engine: actors, step scheduling with deadlines, outcome capture and verdicts."""

@@ -1,0 +1,44 @@
+"""Where a run happens. A target prepares a fresh, empty directory on some filesystem.
+
+Every target is used as ``with target.prepare(cleanup) as prepared:``; leaving the block
+(normally, on error or on Ctrl-C) removes everything the target created. Anything that must
+outlive a crash of the block (a mount, a loop device) is also registered with ``cleanup`` so
+that a signal handler can undo it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass
+class PreparedTarget:
+    name: str
+    workdir: Path  # fresh, empty, writable by the caller, traversable by an unprivileged uid
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+
+class Cleanup(Protocol):
+    """A LIFO registry of undo actions (see prober.engine.cleanup)."""
+
+    def push(self, description: str, action: Any) -> int: ...
+
+    def pop(self, token: int) -> None: ...
+
+
+class Target(Protocol):
+    name: str
+    description: str
+
+    def unavailable_reason(self) -> str | None:
+        """None when this target can run here; otherwise one sentence saying why not."""
+        ...
+
+    def prepare(self, cleanup: Cleanup) -> AbstractContextManager[PreparedTarget]: ...
+
+
+PreparedIterator = Iterator[PreparedTarget]

@@ -1,0 +1,166 @@
+"""An actor host: `python -m prober.agent` reads JSON-line requests on stdin and answers on
+stdout. It runs locally under the engine, or inside a lab container over a docker exec stream.
+
+Requests name a thread (default "main"); each thread runs its requests in order, so one
+thread can sit in a blocking lock call while others go on. `fork` makes a child agent that
+inherits the open handles; requests with `"route": "<child>"` are relayed to it.
+Replies carry the request id. The agent exits when stdin closes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+from typing import Any, BinaryIO
+
+from prober import __version__
+from prober.engine.ops import Handles, execute
+
+
+class LineWriter:
+    """Whole JSON lines to a pipe, one writer at a time."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.raw((json.dumps(payload) + "\n").encode())
+
+    def raw(self, data: bytes) -> None:
+        with self.lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+
+
+class Child:
+    """A forked child agent, reached through a pair of pipes."""
+
+    def __init__(self, pid: int, to_child: int, from_child: BinaryIO) -> None:
+        self.pid = pid
+        self.to_child = LineWriter(to_child)
+        self.from_child = from_child
+
+
+class Agent:
+    def __init__(self, reader: BinaryIO, writer: LineWriter, handles: Handles) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.handles = handles
+        self.queues: dict[str, queue.Queue[dict[str, Any] | None]] = {}
+        self.children: dict[str, Child] = {}
+
+    def serve(self) -> None:
+        self.writer.send({"hello": os.getpid(), "uid": os.getuid(), "version": __version__})
+        for line in self.reader:
+            if not line.strip():
+                continue
+            req = json.loads(line)
+            route = req.pop("route", None)
+            if route is not None:
+                self._relay(route, req)
+            elif req["op"] == "exit":
+                break
+            elif req["op"] in ("reset", "kill-child"):
+                self._control(req)
+            else:
+                self._queue(req.get("thread", "main")).put(req)
+
+    def _queue(self, name: str) -> queue.Queue[dict[str, Any] | None]:
+        if name not in self.queues:
+            q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+            self.queues[name] = q
+            threading.Thread(target=self._worker, args=(q,), daemon=True, name=name).start()
+        return self.queues[name]
+
+    def _worker(self, q: queue.Queue[dict[str, Any] | None]) -> None:
+        while (req := q.get()) is not None:
+            if req["op"] == "fork":
+                self._fork(req)
+                continue
+            reply = execute(req, self.handles)
+            self.writer.send({"id": req["id"], **reply})
+
+    def _relay(self, route: str, req: dict[str, Any]) -> None:
+        child = self.children.get(route)
+        if child is None:
+            self.writer.send(
+                {"id": req["id"], "outcome": "error:ESRCH", "errno": "ESRCH", "detail": {}}
+            )
+            return
+        child.to_child.send(req)
+
+    def _control(self, req: dict[str, Any]) -> None:
+        if req["op"] == "kill-child":
+            child = self.children.pop(req["child"], None)
+            if child is not None:
+                _kill(child.pid)
+        else:  # reset: forget every handle and child so the agent can serve a new experiment
+            for child in self.children.values():
+                _kill(child.pid)
+            self.children.clear()
+            for fd in self.handles.values():
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.handles.clear()
+        self.writer.send({"id": req["id"], "outcome": "granted", "errno": None, "detail": {}})
+
+    def _fork(self, req: dict[str, Any]) -> None:
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: a fresh agent on the pipes, same open handles
+            os.close(to_w)
+            os.close(from_r)
+            child = Agent(os.fdopen(to_r, "rb"), LineWriter(from_w), dict(self.handles))
+            try:
+                child.serve()
+            finally:
+                os._exit(0)
+        os.close(to_r)
+        os.close(from_w)
+        from_child = os.fdopen(from_r, "rb")
+        from_child.readline()  # the child's hello: it is ready
+        self.children[req["child"]] = Child(pid, to_w, from_child)
+        threading.Thread(target=self._forward, args=(from_child,), daemon=True).start()
+        self.writer.send(
+            {"id": req["id"], "outcome": "granted", "errno": None, "detail": {"pid": pid}}
+        )
+
+    def _forward(self, from_child: BinaryIO) -> None:
+        for line in from_child:
+            self.writer.raw(line)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def main() -> None:
+    # The engine decides when actors die; a terminal's Ctrl-C is the engine's to handle.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stdout_fd = os.dup(sys.stdout.fileno())
+    # Anything printed by mistake must not corrupt the protocol stream.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    agent = Agent(sys.stdin.buffer, LineWriter(stdout_fd), {})
+    try:
+        agent.serve()
+    finally:
+        for child in agent.children.values():
+            _kill(child.pid)
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

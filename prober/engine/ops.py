@@ -1,0 +1,208 @@
+"""The calls an actor can make, executed inside an agent process.
+
+Every op takes the request dict and the agent's handle table and returns a reply payload;
+OSError is turned into an outcome by :func:`execute`. Nothing here blocks without the engine
+holding a deadline over it (see prober.engine.scheduler).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prober.apis import get_api
+from prober.apis.base import Mode
+from prober.engine.outcome import Kind, classify_errno, errno_name, format_outcome
+
+Handles = dict[str, int]
+Reply = dict[str, Any]
+
+_OPEN_FLAGS = {"r": os.O_RDONLY, "w": os.O_WRONLY, "rw": os.O_RDWR}
+LOCK_OPS = frozenset({"lock", "unlock", "test", "hold-loop"})
+
+
+def _fd(req: dict[str, Any], handles: Handles) -> int:
+    name = req.get("handle", "f")
+    if name not in handles:
+        raise OSError(9, f"handle {name!r} is not open")  # EBADF
+    return handles[name]
+
+
+def op_open(req: dict[str, Any], handles: Handles) -> Reply:
+    flags = _OPEN_FLAGS[req.get("mode", "rw")] | os.O_CLOEXEC
+    if req.get("create"):
+        flags |= os.O_CREAT
+    if req.get("excl"):
+        flags |= os.O_EXCL
+    if req.get("directory"):
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    fd = os.open(req["path"], flags, 0o644)
+    old = handles.pop(req.get("handle", "f"), None)
+    if old is not None:
+        os.close(old)
+    handles[req.get("handle", "f")] = fd
+    return {"detail": {"fd": fd}}
+
+
+def op_close(req: dict[str, Any], handles: Handles) -> Reply:
+    name = req.get("handle", "f")
+    fd = handles.pop(name, None)
+    if fd is None:
+        raise OSError(9, f"handle {name!r} is not open")
+    os.close(fd)
+    return {}
+
+
+def op_dup(req: dict[str, Any], handles: Handles) -> Reply:
+    handles[req["new"]] = os.dup(_fd(req, handles))
+    return {}
+
+
+def _range(req: dict[str, Any]) -> tuple[int, int]:
+    return int(req.get("start", 0)), int(req.get("len", 0))
+
+
+def op_lock(req: dict[str, Any], handles: Handles) -> Reply:
+    start, length = _range(req)
+    get_api(req["api"]).lock(
+        _fd(req, handles), Mode(req["lock"]), start, length, bool(req.get("wait"))
+    )
+    return {}
+
+
+def op_unlock(req: dict[str, Any], handles: Handles) -> Reply:
+    start, length = _range(req)
+    get_api(req["api"]).unlock(_fd(req, handles), start, length)
+    return {}
+
+
+def op_test(req: dict[str, Any], handles: Handles) -> Reply:
+    start, length = _range(req)
+    conflict = get_api(req["api"]).test(_fd(req, handles), Mode(req["lock"]), start, length)
+    if conflict is None:
+        return {}
+    detail = {
+        "mode": conflict.mode.value,
+        "start": conflict.start,
+        "len": conflict.length,
+        "pid": conflict.pid,
+    }
+    return {"outcome": format_outcome(Kind.DENIED, "LOCKED"), "detail": detail}
+
+
+def op_hold_loop(req: dict[str, Any], handles: Handles) -> Reply:
+    """Take and drop an exclusive lock `count` times, recording each hold interval."""
+    api = get_api(req["api"])
+    fd = _fd(req, handles)
+    hold_s = float(req.get("hold_us", 200)) / 1e6
+    intervals: list[tuple[int, int]] = []
+    for _ in range(int(req.get("count", 10))):
+        api.lock(fd, Mode.EXCLUSIVE, 0, 0, True)
+        acquired = time.monotonic_ns()
+        # Touch the file under the lock so overlapping holders would also be visible as data.
+        time.sleep(hold_s)
+        released = time.monotonic_ns()
+        api.unlock(fd, 0, 0)
+        intervals.append((acquired, released))
+    return {"detail": {"intervals": intervals}}
+
+
+def op_read(req: dict[str, Any], handles: Handles) -> Reply:
+    data = os.pread(_fd(req, handles), int(req.get("size", 1)), int(req.get("offset", 0)))
+    return {"detail": {"data": data.decode("latin-1")}}
+
+
+def op_write(req: dict[str, Any], handles: Handles) -> Reply:
+    data = str(req.get("data", "x")).encode("latin-1")
+    written = os.pwrite(_fd(req, handles), data, int(req.get("offset", 0)))
+    return {"detail": {"written": written}}
+
+
+def op_unlink(req: dict[str, Any], handles: Handles) -> Reply:
+    os.unlink(req["path"])
+    return {}
+
+
+def op_rename(req: dict[str, Any], handles: Handles) -> Reply:
+    os.rename(req["path"], req["to"])
+    return {}
+
+
+def op_link(req: dict[str, Any], handles: Handles) -> Reply:
+    os.link(req["path"], req["to"])
+    return {"detail": {"nlink": os.stat(req["path"]).st_nlink}}
+
+
+def op_stat(req: dict[str, Any], handles: Handles) -> Reply:
+    st = os.fstat(handles[req["handle"]]) if "handle" in req else os.stat(req["path"])
+    return {"detail": {"ino": st.st_ino, "nlink": st.st_nlink, "size": st.st_size}}
+
+
+def op_same_file(req: dict[str, Any], handles: Handles) -> Reply:
+    """Is the open handle still the file at `path`? (unlink/recreate detection)"""
+    held = os.fstat(_fd(req, handles))
+    try:
+        now = os.stat(req["path"])
+    except FileNotFoundError:
+        return {"outcome": format_outcome(Kind.DENIED, "ENOENT"), "detail": {"present": False}}
+    same = (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+    detail = {"held_ino": held.st_ino, "path_ino": now.st_ino, "nlink": held.st_nlink}
+    return {"outcome": "granted" if same else "denied:CHANGED", "detail": detail}
+
+
+def op_sleep(req: dict[str, Any], handles: Handles) -> Reply:
+    time.sleep(float(req.get("seconds", 0.1)))
+    return {}
+
+
+def op_identity(req: dict[str, Any], handles: Handles) -> Reply:
+    return {"detail": {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}}
+
+
+OPS: dict[str, Callable[[dict[str, Any], Handles], Reply]] = {
+    "open": op_open,
+    "close": op_close,
+    "dup": op_dup,
+    "lock": op_lock,
+    "unlock": op_unlock,
+    "test": op_test,
+    "hold-loop": op_hold_loop,
+    "read": op_read,
+    "write": op_write,
+    "unlink": op_unlink,
+    "rename": op_rename,
+    "link": op_link,
+    "stat": op_stat,
+    "same-file": op_same_file,
+    "sleep": op_sleep,
+    "identity": op_identity,
+}
+
+
+def execute(req: dict[str, Any], handles: Handles) -> Reply:
+    """Run one op; return {outcome, errno, t_start_ns, duration_ns, detail}."""
+    op = OPS[req["op"]]
+    start = time.monotonic_ns()
+    try:
+        reply = op(req, handles)
+    except OSError as exc:
+        end = time.monotonic_ns()
+        name = errno_name(exc.errno) if exc.errno is not None else "EIO"
+        kind = classify_errno(name, lock_call=req["op"] in LOCK_OPS)
+        return {
+            "outcome": format_outcome(kind, name),
+            "errno": name,
+            "t_start_ns": start,
+            "duration_ns": end - start,
+            "detail": {"message": str(exc)},
+        }
+    end = time.monotonic_ns()
+    return {
+        "outcome": reply.get("outcome", "granted"),
+        "errno": None,
+        "t_start_ns": start,
+        "duration_ns": end - start,
+        "detail": reply.get("detail", {}),
+    }

@@ -1,0 +1,54 @@
+"""`local`: a fresh private directory on the filesystem of a user-given path."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from prober.errors import UsageError
+from prober.fingerprint import fingerprint_path
+from prober.targets.base import Cleanup, PreparedTarget
+from prober.targets.mounts import safe_rmtree
+from prober.targets.undo import undo_scope
+
+# Traversable by the unprivileged uid that read-only-directory experiments use.
+WORKDIR_MODE = 0o755
+
+
+def check_path(path: Path) -> Path:
+    """Return ``path`` if a run may use it; else raise a one-line UsageError (no side effects)."""
+    if not path.exists():
+        raise UsageError(f"--path {path} does not exist; give an existing writable directory")
+    if not path.is_dir():
+        raise UsageError(f"--path {path} is not a directory; give an existing writable directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"--path {path} is not writable by uid {os.geteuid()}; give a writable directory"
+        )
+    return path
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path if path is not None else Path.cwd()
+        self.description = f"a fresh directory on the filesystem of {self.path}"
+
+    def unavailable_reason(self) -> str | None:
+        return None  # a bad path is a usage error, reported before anything runs
+
+    def prepare(self, cleanup: Cleanup) -> AbstractContextManager[PreparedTarget]:
+        return self._prepare(cleanup)
+
+    @contextmanager
+    def _prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
+        base = check_path(self.path)
+        with undo_scope(cleanup) as undo:
+            workdir = Path(tempfile.mkdtemp(prefix=".prober-", dir=base))
+            undo.push(f"remove {workdir}", lambda: safe_rmtree(workdir))
+            os.chmod(workdir, WORKDIR_MODE)
+            yield PreparedTarget(self.name, workdir, fingerprint_path(workdir))

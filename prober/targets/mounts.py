@@ -1,0 +1,171 @@
+"""Mount, loop-device and directory chores shared by the targets, each with a deadline.
+
+Every undo here is idempotent (it checks the current state first), so that it can be run by
+the target itself and again by the final cleanup after a Ctrl-C without doing harm.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from prober.errors import ProberError
+from prober.fingerprint import mount_containing, mounts_under, read_mountinfo
+
+# Deadlines in seconds. mkfs of a small image takes well under a second; the rest are
+# single system calls that only take long when something is badly wrong.
+MOUNT_TIMEOUT = 30.0
+MKFS_TIMEOUT = 120.0
+LOSETUP_TIMEOUT = 15.0
+# How long to wait for a killed command to exit; a command stuck in the kernel is abandoned.
+REAP_TIMEOUT = 5.0
+
+# Tools live in sbin, which is not on every user's PATH.
+_EXTRA_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+_SYS_BLOCK = Path("/sys/block")
+
+
+def find_tool(name: str) -> str | None:
+    search = os.pathsep.join([os.environ.get("PATH", ""), *_EXTRA_PATH])
+    return shutil.which(name, path=search)
+
+
+def run_tool(argv: Sequence[str], timeout: float, what: str, *, with_stderr: bool = False) -> str:
+    """Run a system tool with a deadline; return its stdout or raise a one-line ProberError."""
+    tool = find_tool(argv[0])
+    if tool is None:
+        raise ProberError(f"{what}: {argv[0]} not found")
+    command = " ".join([argv[0], *argv[1:]])
+    proc = subprocess.Popen(
+        [tool, *argv[1:]],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise ProberError(f"{what}: `{command}` did not finish within {timeout:g} s") from None
+    except BaseException:
+        _kill(proc)
+        raise
+    if proc.returncode != 0:
+        lines = [line.strip() for line in (err or out).splitlines() if line.strip()]
+        detail = lines[-1] if lines else "no message"
+        raise ProberError(f"{what}: `{command}` failed (exit {proc.returncode}): {detail}")
+    return out + err if with_stderr else out
+
+
+def _kill(proc: subprocess.Popen[Any]) -> None:
+    proc.kill()
+    try:
+        proc.communicate(timeout=REAP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # Stuck in an uninterruptible kernel call: waiting longer could hang the run.
+        print(f"prober: warning: pid {proc.pid} did not exit after SIGKILL", file=sys.stderr)
+
+
+def is_mount_point(path: Path) -> bool:
+    """True when a mount sits exactly at ``path`` (per /proc/self/mountinfo)."""
+    resolved = os.path.realpath(path)
+    return any(e.mount_point == resolved for e in read_mountinfo())
+
+
+def umount(path: Path) -> None:
+    """Unmount everything stacked at ``path``; fall back to a lazy unmount when busy."""
+    for _ in range(8):  # mounts can be stacked; each umount removes the top one
+        if not is_mount_point(path):
+            return
+        try:
+            run_tool(["umount", str(path)], MOUNT_TIMEOUT, f"unmounting {path}")
+        except ProberError as exc:
+            # A process still uses the filesystem. Detach it from the tree now; the kernel
+            # frees it when the last user goes away.
+            run_tool(["umount", "-l", str(path)], MOUNT_TIMEOUT, f"lazily unmounting {path}")
+            print(
+                f"prober: warning: {path} was busy ({exc}); detached it lazily (umount -l), "
+                "a process still has files open there",
+                file=sys.stderr,
+            )
+    if is_mount_point(path):
+        raise ProberError(f"{path} is still mounted after repeated umount")
+
+
+def loop_devices_backed_by(image: Path) -> list[str]:
+    """Loop devices (/dev/loopN) whose backing file is ``image``, read from sysfs."""
+    wanted = os.path.realpath(image)
+    devices: list[str] = []
+    for backing in sorted(_SYS_BLOCK.glob("loop*/loop/backing_file")):
+        try:
+            name = backing.read_text().strip()
+        except OSError:
+            continue  # detached while we looked
+        name = name.removesuffix(" (deleted)")
+        if name == wanted:
+            devices.append(f"/dev/{backing.parent.parent.name}")
+    return devices
+
+
+def detach_loop_devices(image: Path) -> None:
+    """Detach every loop device backed by ``image`` (a busy one is freed when released)."""
+    for device in loop_devices_backed_by(image):
+        run_tool(["losetup", "-d", device], LOSETUP_TIMEOUT, f"detaching {device}")
+
+
+def safe_rmtree(path: Path) -> None:
+    """Remove a directory tree the run created, never crossing into a mount below it."""
+    if not os.path.lexists(path):
+        return
+    resolved = os.path.realpath(path)
+    leftover = mounts_under(resolved, read_mountinfo())
+    if leftover:
+        raise ProberError(
+            f"not removing {path}: {leftover[0].mount_point} is still mounted inside it"
+        )
+    shutil.rmtree(path, onerror=_make_writable_and_retry)
+
+
+def _make_writable_and_retry(func: Callable[..., Any], name: str, exc_info: Any) -> None:
+    # Experiments make read-only directories on purpose; a non-root owner must restore
+    # write permission on the parent before it can delete what is inside.
+    parent = os.path.dirname(name)
+    try:
+        mode = os.stat(parent).st_mode
+        os.chmod(parent, stat.S_IMODE(mode) | stat.S_IRWXU)
+        if func is not os.rmdir and os.path.isdir(name) and not os.path.islink(name):
+            os.chmod(name, stat.S_IMODE(os.stat(name).st_mode) | stat.S_IRWXU)
+    except OSError:
+        raise exc_info[1] from None
+    if func in (os.rmdir, os.unlink, os.remove):
+        func(name)
+    else:  # os.open / os.scandir of a directory we could not read
+        shutil.rmtree(name, onerror=_make_writable_and_retry)
+
+
+def filesystem_of(path: Path) -> str | None:
+    """The mountinfo fstype of the mount holding ``path``."""
+    entry = mount_containing(os.path.realpath(path), read_mountinfo())
+    return entry.fstype if entry else None
+
+
+def kernel_supports(fstype: str) -> bool | None:
+    """True when /proc/filesystems lists ``fstype``; None when it might be a loadable module."""
+    try:
+        listed = Path("/proc/filesystems").read_text()
+    except OSError:
+        return None
+    if any(line.split()[-1] == fstype for line in listed.splitlines() if line.split()):
+        return True
+    return None if Path("/lib/modules", os.uname().release).is_dir() else False
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

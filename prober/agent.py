@@ -9,6 +9,7 @@ Replies carry the request id. The agent exits when stdin closes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -105,10 +106,8 @@ class Agent:
                 _kill(child.pid)
             self.children.clear()
             for fd in self.handles.values():
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
             self.handles.clear()
         self.writer.send({"id": req["id"], "outcome": "granted", "errno": None, "detail": {}})
 
@@ -147,9 +146,28 @@ def _kill(pid: int) -> None:
         pass
 
 
+def drop_privileges(spec: str) -> None:
+    """Become `uid:gid` for good (an unprivileged actor of a run started as root).
+
+    The interpreter is started as root and changes identity here, because an unprivileged
+    user often cannot execute it at all (a Python under /root). Everything the ops need is
+    imported first, since the unprivileged user may not be able to read the library.
+    """
+    import prober.apis.flock
+    import prober.apis.lockfileex
+    import prober.apis.posix  # noqa: F401
+
+    uid, gid = (int(x) for x in spec.split(":"))
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
 def main() -> None:
     # The engine decides when actors die; a terminal's Ctrl-C is the engine's to handle.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if os.environ.get("PROBER_AGENT_USER"):
+        drop_privileges(os.environ["PROBER_AGENT_USER"])
     stdout_fd = os.dup(sys.stdout.fileno())
     # Anything printed by mistake must not corrupt the protocol stream.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -48,6 +48,8 @@ def errno_name(code: int) -> str:
         return "EAGAIN"
     if code == errno_mod.EOPNOTSUPP:
         return "EOPNOTSUPP"
+    if code == errno_mod.EDEADLK:
+        return "EDEADLK"
     return errno_mod.errorcode.get(code, str(code))
 
 

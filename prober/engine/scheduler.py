@@ -1,0 +1,335 @@
+"""Runs one experiment on one prepared target: actors on agents, steps in order, every step
+under a deadline; a call that misses its deadline is a `timeout`, its agent is killed
+(abandoned) and the experiment goes on with the actors that are left."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prober.apis import get_api
+from prober.engine.agents import Agent, AgentPool, Pending
+from prober.engine.cleanup import CleanupStack
+from prober.engine.outcome import Kind, Verdict, format_outcome, parse_outcome
+from prober.engine.verdict import judge
+from prober.engine.workspace import NotApplicable, Workspace, prepare
+from prober.experiments import Experiment, Step
+from prober.results import Cell, StepRecord
+from prober.targets.base import PreparedTarget
+
+LOCK_TIME_OPS = frozenset({"lock", "unlock", "test", "hold-loop"})
+
+
+@dataclass
+class _Placement:
+    agent: Agent
+    thread: str | None = None  # a thread actor's thread inside its agent
+    route: str | None = None  # a forked child reached through its parent agent
+
+
+@dataclass
+class _InFlight:
+    step: Step
+    record: StepRecord
+    pending: Pending
+    agent: Agent
+
+
+def not_applicable_cell(exp: Experiment, target: str, reason: str) -> Cell:
+    return Cell(
+        experiment=exp.id,
+        target=target,
+        api=exp.api,
+        outcome=Kind.NOT_APPLICABLE.value,
+        verdict=Verdict.NOT_APPLICABLE.value,
+        reference=exp.reference,
+        explanation=reason,
+    )
+
+
+class Runner:
+    def __init__(self, pool: AgentPool, cleanup: CleanupStack, step_timeout: float = 5.0) -> None:
+        self.pool = pool
+        self.cleanup = cleanup
+        self.step_timeout = step_timeout
+        self._index = 0
+
+    def applicable(self, exp: Experiment) -> str | None:
+        """None if the experiment can run on a local target; otherwise why not."""
+        if exp.uses_clients:
+            return "needs two clients or the file server (a lab target)"
+        for step in exp.steps:
+            api = step.args.get("api")
+            if api:
+                reason = get_api(str(api)).available()
+                if reason:
+                    return reason
+        return None
+
+    def run(self, exp: Experiment, target: PreparedTarget) -> Cell:
+        started = time.monotonic()
+        reason = self.applicable(exp)
+        if reason:
+            return not_applicable_cell(exp, target.name, reason)
+        self._index += 1
+        try:
+            with prepare(target.workdir, exp, self._index, self.cleanup) as ws:
+                records, metrics = _Execution(self, exp, ws).run()
+                notes = list(ws.notes)
+        except NotApplicable as exc:
+            return not_applicable_cell(exp, target.name, str(exc))
+        verdict, why = judge(records)
+        decisive = next(r for r in records if r.decisive)
+        lock_ns = sum(r.duration_ns for r in records if r.op in LOCK_TIME_OPS)
+        return Cell(
+            experiment=exp.id,
+            target=target.name,
+            api=exp.api,
+            outcome=decisive.outcome,
+            verdict=verdict.value,
+            reference=exp.reference,
+            explanation=why,
+            decisive_step=decisive.index,
+            wall_time_s=round(time.monotonic() - started, 6),
+            lock_time_s=round(lock_ns / 1e9, 6),
+            metrics=metrics,
+            notes=notes,
+            steps=records,
+        )
+
+
+class _Execution:
+    """The state of one experiment while its steps run."""
+
+    def __init__(self, runner: Runner, exp: Experiment, ws: Workspace) -> None:
+        self.runner = runner
+        self.exp = exp
+        self.ws = ws
+        self.placements: dict[str, _Placement] = {}
+        self.owned: list[Agent] = []
+        self.abandoned: set[int] = set()  # id() of agents killed or timed out
+        self.in_flight: dict[str, _InFlight] = {}
+        self.records: list[StepRecord] = []
+        self.by_label: dict[str, StepRecord] = {}
+        self.metrics: dict[str, Any] = {}
+        self._forked: set[str] = set()  # forked actors that exist now
+
+    # -- actors ------------------------------------------------------------------------
+    def _place(self) -> None:
+        pool = self.runner.pool
+        for actor in self.exp.actors.values():
+            if actor.kind == "process":
+                key = "unprivileged" if actor.unprivileged and self.ws.unprivileged else "self"
+                agent = pool.acquire(key)
+                self.owned.append(agent)
+                self.placements[actor.name] = _Placement(agent)
+        for actor in self.exp.actors.values():
+            if actor.kind == "thread" and actor.of is not None:
+                parent = self.placements[actor.of]
+                self.placements[actor.name] = _Placement(parent.agent, thread=actor.name)
+            elif actor.kind == "fork" and actor.of is not None:
+                parent = self.placements[actor.of]
+                self.placements[actor.name] = _Placement(parent.agent, route=actor.name)
+
+    def _abandon(self, agent: Agent) -> None:
+        self.abandoned.add(id(agent))
+        agent.kill()
+
+    # -- running -------------------------------------------------------------------------
+    def run(self) -> tuple[list[StepRecord], dict[str, Any]]:
+        try:
+            self._place()
+            for step in self.exp.steps:
+                self.records.append(self._step(step))
+            for flight in list(self.in_flight.values()):
+                # Never awaited: the call may still be blocked in the kernel.
+                self._finish(flight, self.runner.step_timeout)
+        finally:
+            for agent in self.owned:
+                if id(agent) in self.abandoned or not agent.alive:
+                    agent.kill()
+                else:
+                    self.runner.pool.release(agent)
+        return self.records, self.metrics
+
+    def _record(self, step: Step, outcome: str, **kw: Any) -> StepRecord:
+        record = StepRecord(
+            index=step.index,
+            actor=step.actor,
+            op=step.op,
+            args={k: self.ws.expand(v) for k, v in step.args.items()},
+            outcome=outcome,
+            expected=step.expect,
+            decisive=step.decisive,
+            **kw,
+        )
+        if step.label:
+            self.by_label[step.label] = record
+        return record
+
+    def _skip(self, step: Step, reason: str) -> StepRecord:
+        return self._record(step, Kind.NOT_APPLICABLE.value, detail={"reason": reason})
+
+    def _step(self, step: Step) -> StepRecord:
+        control = getattr(self, "_op_" + step.op.replace("-", "_"), None)
+        if control is not None:
+            record: StepRecord = control(step)
+        else:
+            record = self._agent_step(step)
+        if step.metric and step.since and record.outcome != Kind.TIMEOUT.value:
+            since = self.by_label.get(step.since)
+            if since is not None and since.t_start_ns and record.t_start_ns:
+                self.metrics[step.metric] = (
+                    record.t_start_ns + record.duration_ns - since.t_start_ns
+                )
+        return record
+
+    def _timeout_for(self, step: Step) -> float:
+        return step.timeout or self.runner.step_timeout
+
+    def _agent_step(self, step: Step) -> StepRecord:
+        placement = self.placements.get(step.actor)
+        if placement is None or id(placement.agent) in self.abandoned or not placement.agent.alive:
+            return self._skip(step, f"actor {step.actor} is gone (killed or abandoned)")
+        forked = placement.route is None or placement.route in self._forked
+        if not forked and step.op != "fork":
+            return self._skip(step, f"actor {step.actor} does not exist yet (no fork)")
+        request: dict[str, Any] = {k: self.ws.expand(v) for k, v in step.args.items()}
+        request["op"] = step.op
+        if step.op == "open":
+            request.setdefault("path", str(self.ws.file))
+        if step.op == "fork":
+            child = str(step.args.get("child", ""))
+            if child not in self.placements:
+                return self._skip(step, f"fork names unknown actor {child!r}")
+            request["child"] = child
+        if placement.thread:
+            request["thread"] = placement.thread
+        if placement.route and step.op != "fork":
+            request["route"] = placement.route
+        pending = placement.agent.send(request)
+        record = self._record(step, Kind.NOT_APPLICABLE.value)
+        flight = _InFlight(step, record, pending, placement.agent)
+        if step.is_async and step.label:
+            self.in_flight[step.label] = flight
+            record.detail = {"async": True}
+            return record
+        self._finish(flight, self._timeout_for(step))
+        if step.op == "fork" and record.outcome == Kind.GRANTED.value:
+            self._forked.add(str(step.args["child"]))
+        return record
+
+    def _finish(self, flight: _InFlight, timeout: float) -> None:
+        """Wait for a call's reply, or time it out and abandon its agent."""
+        if flight.step.label:
+            self.in_flight.pop(flight.step.label, None)
+        reply = flight.pending.wait(timeout)
+        record = flight.record
+        if reply is None:
+            record.outcome = Kind.TIMEOUT.value
+            record.t_start_ns = flight.pending.sent_ns
+            record.duration_ns = time.monotonic_ns() - flight.pending.sent_ns
+            reason = "killed: gone" if not flight.agent.alive else f"no answer in {timeout:g} s"
+            record.detail = {"abandoned": True, "reason": reason}
+            if not flight.agent.alive:
+                record.outcome = format_outcome(Kind.ERROR, "EPIPE")
+                record.detail["reason"] = "the actor's process died"
+            self._abandon(flight.agent)
+            return
+        record.outcome = reply.get("outcome", Kind.ERROR.value)
+        record.errno = reply.get("errno")
+        record.t_start_ns = int(reply.get("t_start_ns", flight.pending.sent_ns))
+        record.duration_ns = int(reply.get("duration_ns", 0))
+        record.detail = reply.get("detail", {})
+
+    # -- control ops (run by the scheduler itself) --------------------------------------
+    def _op_pause(self, step: Step) -> StepRecord:
+        start = time.monotonic_ns()
+        time.sleep(float(step.args.get("seconds", 0.1)))
+        return self._record(
+            step, "granted", t_start_ns=start, duration_ns=time.monotonic_ns() - start
+        )
+
+    def _op_kill(self, step: Step) -> StepRecord:
+        placement = self.placements.get(step.actor)
+        if placement is None or id(placement.agent) in self.abandoned:
+            return self._skip(step, f"actor {step.actor} is already gone")
+        start = time.monotonic_ns()
+        if placement.route is not None:
+            reply = placement.agent.call(
+                {"op": "kill-child", "child": placement.route}, self.runner.step_timeout
+            )
+            outcome = "granted" if reply is not None else Kind.TIMEOUT.value
+            self._forked.discard(placement.route)
+        else:
+            self._abandon(placement.agent)
+            outcome = "granted"
+        detail = {"signal": "SIGKILL", "pid": placement.agent.pid}
+        return self._record(
+            step, outcome, t_start_ns=start, duration_ns=time.monotonic_ns() - start, detail=detail
+        )
+
+    def _op_await(self, step: Step) -> StepRecord:
+        label = str(step.args.get("step"))
+        flight = self.in_flight.get(label)
+        target = self.by_label.get(label)
+        if flight is not None:
+            self._finish(flight, self._timeout_for(step))
+        if target is None:
+            return self._skip(step, f"nothing to await under {label!r}")
+        return self._record(
+            step,
+            target.outcome,
+            errno=target.errno,
+            t_start_ns=target.t_start_ns,
+            duration_ns=target.duration_ns,
+            detail={"awaited": target.index, **target.detail},
+        )
+
+    def _op_blocked(self, step: Step) -> StepRecord:
+        """Is an async call still blocked after `seconds`? granted = yes, still waiting."""
+        label = str(step.args.get("step"))
+        flight = self.in_flight.get(label)
+        if flight is None:
+            return self._skip(step, f"no call in flight under {label!r}")
+        start = time.monotonic_ns()
+        reply = flight.pending.wait(float(step.args.get("seconds", 0.2)))
+        took = time.monotonic_ns() - start
+        if reply is None:
+            return self._record(step, "granted", t_start_ns=start, duration_ns=took)
+        self._finish(flight, 0)
+        detail = {"returned": flight.record.outcome}
+        return self._record(
+            step, "error:RETURNED", t_start_ns=start, duration_ns=took, detail=detail
+        )
+
+    def _op_check_disjoint(self, step: Step) -> StepRecord:
+        """Do the hold intervals of several hold-loops overlap? denied = never (exclusion)."""
+        intervals: list[tuple[int, int, str]] = []
+        for label in step.args.get("steps", []):
+            flight = self.in_flight.get(label)
+            if flight is not None:
+                self._finish(flight, self._timeout_for(step))
+            record = self.by_label[label]
+            kind = parse_outcome(record.outcome)[0]
+            if kind is not Kind.GRANTED:
+                detail = {"failed": record.index, "outcome": record.outcome}
+                return self._record(step, record.outcome, errno=record.errno, detail=detail)
+            intervals += [(a, b, label) for a, b in record.detail.get("intervals", [])]
+        intervals.sort()
+        overlaps, latest_end, holder = 0, -1, ""
+        for start, end, who in intervals:
+            # A hold that starts before another actor's latest hold has ended overlaps it.
+            if start < latest_end and who != holder:
+                overlaps += 1
+            if end > latest_end:
+                latest_end, holder = end, who
+        detail = {"holds": len(intervals), "overlaps": overlaps}
+        outcome = "granted" if overlaps else format_outcome(Kind.DENIED, "EXCLUDED")
+        return self._record(step, outcome, detail=detail)
+
+
+def identity_note() -> str:
+    return f"prober ran as uid {os.getuid()}"

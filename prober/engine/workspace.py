@@ -1,0 +1,96 @@
+"""The per-experiment directory: the lock file in the shape the experiment asks for, a
+read-only directory or a read-only bind mount, and who the actors run as."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prober.engine.agents import unprivileged_ids
+from prober.engine.cleanup import CleanupStack
+from prober.experiments import Experiment
+
+LOCK_FILE = "lockfile"
+
+
+class NotApplicable(Exception):
+    """The experiment cannot run on this target/identity; the message says why."""
+
+
+@dataclass
+class Workspace:
+    dir: Path  # the directory as the actors see it
+    file: Path
+    notes: list[str] = field(default_factory=list)
+    unprivileged: bool = False  # actors marked unprivileged run as another uid
+
+    def expand(self, value: object) -> object:
+        if isinstance(value, str):
+            return value.replace("{file}", str(self.file)).replace("{dir}", str(self.dir))
+        return value
+
+
+def _traversable_by_others(path: Path) -> Path | None:
+    """The first directory on the way to `path` that other users cannot enter, if any."""
+    for part in [path, *path.parents]:
+        if not os.stat(part).st_mode & stat.S_IXOTH:
+            return part
+    return None
+
+
+@contextlib.contextmanager
+def prepare(base: Path, exp: Experiment, index: int, cleanup: CleanupStack) -> Iterator[Workspace]:
+    root = os.geteuid() == 0
+    directory = base / f"{index:03d}"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)
+    file = directory / LOCK_FILE
+    if exp.setup.file != "absent":
+        file.write_bytes(b"x" if exp.setup.file == "one-byte" else b"")
+        os.chmod(file, 0o666)  # any actor identity may open it read-write
+    ws = Workspace(dir=directory, file=file)
+    wants_other_uid = any(a.unprivileged for a in exp.actors.values())
+    if wants_other_uid and root:
+        blocked = _traversable_by_others(directory)
+        if blocked is not None:
+            raise NotApplicable(
+                f"{blocked} is not searchable by other users, so an unprivileged actor cannot "
+                "reach the test directory (root ignores directory permissions)"
+            )
+        uid, _ = unprivileged_ids()
+        ws.unprivileged = True
+        ws.notes.append(
+            f"actors marked unprivileged ran as uid {uid} because prober runs as root, "
+            "and root ignores directory permissions"
+        )
+    readonly_token: int | None = None
+    try:
+        if exp.setup.dir == "readonly":
+            os.chmod(directory, 0o555)
+            if not root:
+                ws.notes.append(
+                    f"the directory was made read-only (mode 0555) for uid {os.getuid()}"
+                )
+        if exp.setup.mount == "readonly":
+            if not root:
+                raise NotApplicable("a read-only bind mount needs root")
+            from prober.targets.readonly import readonly_bind
+
+            view = base / f"{index:03d}.ro"
+            view.mkdir()
+            mount = readonly_bind(directory, view, cleanup)
+            mount.__enter__()
+            readonly_token = cleanup.push(
+                "leave read-only bind mount", lambda: mount.__exit__(None, None, None)
+            )
+            ws.dir, ws.file = view, view / LOCK_FILE
+            ws.notes.append(f"the directory was seen through a read-only bind mount at {view}")
+        yield ws
+    finally:
+        if readonly_token is not None:
+            cleanup.run(readonly_token)
+        os.chmod(directory, 0o755)

@@ -99,6 +99,41 @@ def list_(
     _finish(lambda: cmd.run(path=path))
 
 
+FormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="One of md, rst, html, json, yaml, csv.")
+]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
+]
+
+
+@app.command()
+def report(
+    results: Annotated[
+        list[Path], typer.Argument(help="results.json / results.jsonl files or run directories.")
+    ],
+    format: FormatOption = "md",
+    out: OutOption = None,
+) -> None:
+    """Render results as one matrix (several files merge into one). Exit 2 on bad input."""
+    from prober.commands import report as cmd
+
+    _finish(lambda: cmd.run(results=results, fmt=format, out=out))
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The earlier results file or run directory.")],
+    new: Annotated[Path, typer.Argument(help="The later results file or run directory.")],
+    format: FormatOption = "md",
+    out: OutOption = None,
+) -> None:
+    """Cells whose verdict changed, regressions first. Exit 1 on a regression, 2 on bad input."""
+    from prober.commands import diff as cmd
+
+    _finish(lambda: cmd.run(old=old, new=new, fmt=format, out=out))
+
+
 def main() -> None:
     try:
         app()

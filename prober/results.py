@@ -151,6 +151,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def _from_jsonl(text: str, source: Path) -> RunResults:
     """Rebuild results from the stream of an interrupted or running run."""
+    from prober.report.schema import check_record  # the documented contract
+
     run: RunResults | None = None
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -163,6 +165,7 @@ def _from_jsonl(text: str, source: Path) -> RunResults:
                 break
             raise UsageError(f"{source}:{lineno}: not a JSON line ({exc.msg})") from exc
         kind = record.pop("type", None)
+        check_record(str(kind), record, f"{source}:{lineno}")
         if kind == "run":
             record.pop("schema", None)
             record.pop("schema_version", None)
@@ -199,13 +202,16 @@ def load(path: Path) -> RunResults:
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg})") from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_NAME:
-        raise UsageError(f"{path}: not a prober results file (no \"schema\": \"{SCHEMA_NAME}\")")
+        raise UsageError(f'{path}: not a prober results file (no "schema": "{SCHEMA_NAME}")')
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UsageError(
             f"{path}: results schema version {version!r} is not supported "
             f"(this prober {__version__} reads version {SCHEMA_VERSION})"
         )
+    from prober.report.schema import check_results  # the documented contract
+
+    check_results(data, path)
     try:
         return RunResults.from_dict(data)
     except TypeError as exc:

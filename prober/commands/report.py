@@ -1,0 +1,24 @@
+"""`prober report`: re-render one or more results files as one matrix, without re-running.
+
+Exit codes: 0 written; 2 bad input (missing file, invalid JSON, unknown schema version,
+unknown format, unwritable --out): nothing is written then.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prober.errors import EXIT_OK, UsageError
+from prober.report import get_format
+from prober.report.matrix import build
+from prober.report.output import write_text
+from prober.results import load
+
+
+def run(results: list[Path], fmt: str, out: Path | None) -> int:
+    formatter = get_format(fmt)
+    if not results:
+        raise UsageError("no results file given (e.g. prober report prober-results/results.json)")
+    runs = [load(path) for path in results]
+    write_text(formatter.matrix(build(runs)), out)
+    return EXIT_OK

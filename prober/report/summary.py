@@ -1,0 +1,113 @@
+"""The summary view: per target, which APIs exclude across processes, across clients and
+against the server itself, and which are silent no-ops (granted, excluding nothing).
+
+It reads the exclusion experiments of each API: `<api>.exclusive-exclusive.processes`,
+`<api>.exclusive.clients`, `<api>.exclusive.server-vs-client` and the `shared-exclusive`
+variants. In each of them the decisive step is a lock request made while another party
+holds a conflicting lock, so a refusal means the API excludes and a grant means it does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from prober.engine.outcome import Kind, Verdict, parse_outcome
+from prober.results import Cell
+
+# scope name -> (last ID component, label)
+SCOPES: dict[str, tuple[str, str]] = {
+    "processes": ("processes", "across processes"),
+    "clients": ("clients", "across clients"),
+    "server": ("server-vs-client", "against the server"),
+}
+_CONFLICTS = frozenset({"exclusive-exclusive", "exclusive", "shared-exclusive"})
+# APIs in this order in every list; others follow alphabetically.
+_API_ORDER = ("flock", "posix", "ofd", "lockfileex")
+
+
+@dataclass
+class SummaryRow:
+    column: str
+    # scope -> APIs that excluded; a scope missing from the dict was not measured.
+    excludes: dict[str, list[str]] = field(default_factory=dict)
+    # "api (scope, scope)" for APIs that granted a lock that should have been refused
+    silent: list[str] = field(default_factory=list)
+    # "api scope: outcome" for errors and hangs in the exclusion experiments
+    failures: list[str] = field(default_factory=list)
+
+
+def exclusion_scope(experiment: str) -> tuple[str, str] | None:
+    """(api, scope) if the experiment asks whether an API excludes in some scope."""
+    parts = experiment.split(".")
+    if len(parts) != 3 or parts[0] in ("cross", "setup") or parts[1] not in _CONFLICTS:
+        return None
+    for scope, (suffix, _label) in SCOPES.items():
+        if parts[2] == suffix:
+            return parts[0], scope
+    return None
+
+
+def _api_key(api: str) -> tuple[int, str]:
+    return (_API_ORDER.index(api) if api in _API_ORDER else len(_API_ORDER), api)
+
+
+def _state(cell: Cell) -> str:
+    """excludes | silent | failed | skip, for one exclusion cell."""
+    if cell.verdict == Verdict.NO_EXCLUSION:
+        return "silent"
+    if cell.verdict == Verdict.NOT_APPLICABLE:
+        return "skip"
+    try:
+        kind, _code = parse_outcome(cell.outcome)
+    except ValueError:
+        return "failed"
+    if kind == Kind.DENIED:
+        return "excludes"
+    if kind == Kind.GRANTED:
+        return "silent"
+    if kind == Kind.NOT_APPLICABLE:
+        return "skip"
+    return "failed"
+
+
+def summarize_column(column: str, cells: Iterable[Cell]) -> SummaryRow:
+    # (api, scope) -> states of its cells
+    states: dict[tuple[str, str], list[tuple[str, Cell]]] = {}
+    for cell in cells:
+        found = exclusion_scope(cell.experiment)
+        if found:
+            states.setdefault(found, []).append((_state(cell), cell))
+    row = SummaryRow(column)
+    silent: dict[str, list[str]] = {}
+    for (api, scope), items in sorted(states.items(), key=lambda kv: _api_key(kv[0][0])):
+        kinds = {state for state, _cell in items}
+        if kinds == {"skip"}:
+            continue
+        apis = row.excludes.setdefault(scope, [])
+        if kinds <= {"excludes", "skip"}:
+            apis.append(api)
+        if "silent" in kinds:
+            silent.setdefault(api, []).append(scope)
+        for state, cell in items:
+            if state == "failed":
+                row.failures.append(f"{api} {SCOPES[scope][1]}: {cell.outcome}")
+    for api in sorted(silent, key=_api_key):
+        scopes = [SCOPES[s][1] for s in SCOPES if s in silent[api]]
+        row.silent.append(f"{api} ({', '.join(scopes)})")
+    return row
+
+
+def summarize(columns: list[str], cells: Mapping[tuple[str, str], Cell]) -> list[SummaryRow]:
+    """One summary row per column key, from the matrix cells keyed (experiment, column)."""
+    return [
+        summarize_column(column, (c for (_e, k), c in cells.items() if k == column))
+        for column in columns
+    ]
+
+
+def describe(row: SummaryRow, scope: str) -> str:
+    """The text of one summary cell: the APIs, "none", or "not measured"."""
+    if scope not in row.excludes:
+        return "not measured"
+    return ", ".join(row.excludes[scope]) or "none"

@@ -25,7 +25,8 @@ DEFAULT_FILE = MATRIX_DIR / "experiments.yaml"
 
 LOCK_APIS = ("flock", "posix", "ofd")
 ALL_APIS = (*LOCK_APIS, "lockfileex")
-ACTOR_KINDS = ("process", "thread", "fork", "client", "server")
+ACTOR_KINDS = ("process", "thread", "fork")
+HOSTS = ("client1", "client2", "server")
 FILE_SHAPES = ("absent", "zero-length", "one-byte")
 DIR_MODES = ("writable", "readonly")
 MOUNT_MODES = ("rw", "readonly")
@@ -106,6 +107,7 @@ class Actor:
     kind: str = "process"
     of: str | None = None  # the process a thread or forked child lives in
     unprivileged: bool = False  # run as an unprivileged uid when prober runs as root
+    host: str = "client1"  # client1 is this machine on host targets; lab targets add more
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,8 @@ class Experiment:
         return self.decisive.expect or ""
 
     @property
-    def uses_clients(self) -> bool:
-        return any(a.kind in ("client", "server") for a in self.actors.values())
+    def hosts(self) -> frozenset[str]:
+        return frozenset(a.host for a in self.actors.values())
 
     @property
     def group(self) -> str:
@@ -234,13 +236,16 @@ def _actors(ctx: _Ctx, line: int, raw: Any) -> dict[str, Actor]:
         of = spec.get("of")
         if kind in ("thread", "fork") and of is None:
             ctx.error(aline, f"actors.{name}.of", f"a {kind} actor names the process it lives in")
-        unknown = set(spec) - {"kind", "of", "unprivileged", "__line__"}
+        host = _choice(ctx, aline, f"actors.{name}.host", spec.get("host", "client1"), HOSTS)
+        unknown = set(spec) - {"kind", "of", "unprivileged", "host", "__line__"}
         if unknown:
             ctx.error(aline, f"actors.{name}", f"unknown field(s) {', '.join(sorted(unknown))}")
-        actors[str(name)] = Actor(str(name), kind, of, bool(spec.get("unprivileged", False)))
+        actors[str(name)] = Actor(str(name), kind, of, bool(spec.get("unprivileged", False)), host)
     for actor in actors.values():
         if actor.of is not None and actor.of not in actors:
             ctx.error(line, f"actors.{actor.name}.of", f"names unknown actor {actor.of!r}")
+        elif actor.of is not None and actors[actor.of].host != actor.host:
+            ctx.error(line, f"actors.{actor.name}.host", f"must be the host of {actor.of}")
     return actors
 
 

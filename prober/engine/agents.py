@@ -183,8 +183,8 @@ def unprivileged_ids() -> tuple[int, int]:
 
 
 def local_launcher(key: str) -> Agent:
-    """Keys: "self" (this uid) or "unprivileged" (nobody, only when root)."""
-    if key == "unprivileged":
+    """Keys: "client1" (this uid) or "client1:unprivileged" (nobody, only when root)."""
+    if key.endswith(":unprivileged"):
         uid, gid = unprivileged_ids()
         return Agent(LocalChannel(uid, gid), key)
     return Agent(LocalChannel(), key)
@@ -199,7 +199,7 @@ class AgentPool:
         self._idle: dict[str, list[Agent]] = {}
         self._all: list[Agent] = []
 
-    def acquire(self, key: str = "self") -> Agent:
+    def acquire(self, key: str = "client1") -> Agent:
         idle = self._idle.setdefault(key, [])
         while idle:
             agent = idle.pop()

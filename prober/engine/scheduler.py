@@ -56,10 +56,11 @@ class Runner:
         self.step_timeout = step_timeout
         self._index = 0
 
-    def applicable(self, exp: Experiment) -> str | None:
-        """None if the experiment can run on a local target; otherwise why not."""
-        if exp.uses_clients:
-            return "needs two clients or the file server (a lab target)"
+    def applicable(self, exp: Experiment, target: PreparedTarget) -> str | None:
+        """None if the experiment can run on this target; otherwise why not."""
+        missing = exp.hosts - target.hosts
+        if missing:
+            return f"needs hosts this target lacks ({', '.join(sorted(missing))}): a lab target"
         for step in exp.steps:
             api = step.args.get("api")
             if api:
@@ -70,13 +71,14 @@ class Runner:
 
     def run(self, exp: Experiment, target: PreparedTarget) -> Cell:
         started = time.monotonic()
-        reason = self.applicable(exp)
+        reason = self.applicable(exp, target)
         if reason:
             return not_applicable_cell(exp, target.name, reason)
         self._index += 1
         try:
             with prepare(target.workdir, exp, self._index, self.cleanup) as ws:
-                records, metrics = _Execution(self, exp, ws).run()
+                pool = target.pool if target.pool is not None else self.pool
+                records, metrics = _Execution(self, pool, exp, ws).run()
                 notes = list(ws.notes)
         except NotApplicable as exc:
             return not_applicable_cell(exp, target.name, str(exc))
@@ -103,8 +105,9 @@ class Runner:
 class _Execution:
     """The state of one experiment while its steps run."""
 
-    def __init__(self, runner: Runner, exp: Experiment, ws: Workspace) -> None:
+    def __init__(self, runner: Runner, pool: AgentPool, exp: Experiment, ws: Workspace) -> None:
         self.runner = runner
+        self.pool = pool
         self.exp = exp
         self.ws = ws
         self.placements: dict[str, _Placement] = {}
@@ -118,11 +121,12 @@ class _Execution:
 
     # -- actors ------------------------------------------------------------------------
     def _place(self) -> None:
-        pool = self.runner.pool
         for actor in self.exp.actors.values():
             if actor.kind == "process":
-                key = "unprivileged" if actor.unprivileged and self.ws.unprivileged else "self"
-                agent = pool.acquire(key)
+                key = actor.host
+                if actor.unprivileged and self.ws.unprivileged:
+                    key += ":unprivileged"
+                agent = self.pool.acquire(key)
                 self.owned.append(agent)
                 self.placements[actor.name] = _Placement(agent)
         for actor in self.exp.actors.values():
@@ -151,7 +155,7 @@ class _Execution:
                 if id(agent) in self.abandoned or not agent.alive:
                     agent.kill()
                 else:
-                    self.runner.pool.release(agent)
+                    self.pool.release(agent)
         return self.records, self.metrics
 
     def _record(self, step: Step, outcome: str, **kw: Any) -> StepRecord:

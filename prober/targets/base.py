@@ -15,11 +15,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
+LOCAL_HOST = "client1"
+
+
 @dataclass
 class PreparedTarget:
     name: str
     workdir: Path  # fresh, empty, writable by the caller, traversable by an unprivileged uid
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    # Where actors can run: "client1" (this machine for host targets), "client2", "server".
+    hosts: frozenset[str] = frozenset({LOCAL_HOST})
+    # Agents for those hosts (keys "client1", "client2:unprivileged", ...); None means
+    # local agents on this machine.
+    pool: Any = None
+    # The workdir as each host sees it, where that differs from `workdir`.
+    host_paths: dict[str, Path] = field(default_factory=dict)
 
 
 class Cleanup(Protocol):

@@ -119,7 +119,9 @@ def parse_options(text: str) -> dict[str, str | bool]:
 def parse_mountinfo(text: str) -> list[MountEntry]:
     """Parse the text of /proc/<pid>/mountinfo; lines that do not fit proc(5) are skipped."""
     entries: list[MountEntry] = []
-    for line in text.splitlines():
+    # Only "\n" ends a line: str.splitlines() would also split at "\r", "\x85", ... which
+    # the kernel leaves unescaped inside paths.
+    for line in text.split("\n"):
         fields = line.split(" ")
         try:
             separator = fields.index("-", 6)
@@ -252,16 +254,16 @@ def _statfs_type(path: str) -> int:
     return f_type & 0xFFFFFFFF
 
 
-def statfs_type(path: Path) -> int:
+def statfs_type(path: str | os.PathLike[str]) -> int:
     """The filesystem magic number of ``path`` as statfs(2) reports it."""
-    return _statfs_type(str(path))
+    return _statfs_type(os.fspath(path))
 
 
 def fs_magic_name(magic: int) -> str:
     return FS_MAGIC_NAMES.get(magic, "unknown")
 
 
-def fingerprint_path(path: Path) -> dict[str, Any]:
+def fingerprint_path(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Kernel, filesystem and mount facts about ``path`` (JSON-ready)."""
     resolved = os.path.realpath(path)
     try:

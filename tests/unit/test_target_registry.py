@@ -1,0 +1,96 @@
+"""Parsing --fs: names, groups, order and one-line errors that create nothing."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+
+from prober.errors import EXIT_USAGE, UsageError
+from prober.targets import registry
+from prober.targets.base import Cleanup, PreparedTarget
+
+
+def chosen(spec: str | None, path: Path | None = None) -> list[str]:
+    return [t.name for t in registry.select(spec, path)]
+
+
+def test_default_is_every_host_target_in_report_order() -> None:
+    assert chosen(None) == ["local", "tmpfs", "ext4", "xfs", "btrfs"]
+    assert [t.name for t in registry.all_targets(None)] == chosen(None)
+
+
+def test_order_follows_the_report_not_the_command_line() -> None:
+    assert chosen(" btrfs, local ,tmpfs,local") == ["local", "tmpfs", "btrfs"]
+
+
+def test_groups_expand() -> None:
+    assert chosen("nfs") == ["nfs3", "nfs4.0", "nfs4.1", "nfs4.2"]
+    assert chosen("smb,ext4") == ["ext4", "smb3", "smb3-nobrl"]
+    assert chosen("lab") == list(registry.LAB_TARGETS)
+
+
+def test_every_name_is_accepted() -> None:
+    for name in registry.names():
+        assert chosen(name) == [name]
+
+
+def test_lab_targets_always_say_whether_they_can_run() -> None:
+    for target in registry.select("lab", None):
+        reason = target.unavailable_reason()
+        assert reason is None or reason.strip()
+
+
+@pytest.mark.parametrize("spec", ["zfs", "ext4,nfs5", "EXT4", ""])
+def test_unknown_names_are_usage_errors_listing_valid_ones(spec: str) -> None:
+    with pytest.raises(UsageError) as info:
+        registry.select(spec, None)
+    message = str(info.value)
+    assert "\n" not in message
+    assert info.value.exit_code == EXIT_USAGE
+    if spec:
+        assert "local, tmpfs, ext4, xfs, btrfs, nfs3" in message
+        assert "groups: nfs, smb, lab" in message
+
+
+@pytest.mark.parametrize("spec", ["ext4,,xfs", ",", "tmpfs,"])
+def test_empty_items_are_usage_errors(spec: str) -> None:
+    with pytest.raises(UsageError, match="empty name"):
+        registry.select(spec, None)
+
+
+def test_bad_path_is_a_usage_error_that_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for path, why in ((missing, "does not exist"), (a_file, "is not a directory")):
+        with pytest.raises(UsageError, match=why) as info:
+            registry.select("local", path)
+        assert str(path) in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+class _FakeLabTarget:
+    """A registered provider's target; stands in for the lab package."""
+
+    description = "registered"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def prepare(self, cleanup: Cleanup) -> AbstractContextManager[PreparedTarget]:
+        raise NotImplementedError
+
+
+def test_lab_modules_register_their_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_lab_factories", dict(registry._lab_factories))
+    registry.register(_FakeLabTarget, ["smb3"])
+    smb3, nobrl = registry.select("smb", None)
+    assert isinstance(smb3, _FakeLabTarget)
+    assert not isinstance(nobrl, _FakeLabTarget)
+    with pytest.raises(ValueError, match="not a lab target"):
+        registry.register(_FakeLabTarget, ["ext4"])

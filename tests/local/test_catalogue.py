@@ -1,0 +1,124 @@
+"""The whole catalogue on real filesystems (a fresh tmpfs and a loop-mounted ext4), checked
+against what flock(2) and fcntl(2) document for local filesystems on Linux.
+
+The catalogue's reference outcomes are those documented semantics, so every cell must be
+`as-reference` here; the named tests below restate the most important ones explicitly, each
+with the sentence of the man page it rests on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from prober.experiments import load
+from prober.results import Cell
+from prober.targets.registry import select
+from tests.engine_helpers import prepared
+
+pytestmark = [pytest.mark.local, pytest.mark.root]
+
+
+@pytest.fixture(scope="module", params=["tmpfs", "ext4"])
+def cells(request: pytest.FixtureRequest) -> Iterator[dict[str, Cell]]:
+    (target,) = select(request.param)
+    reason = target.unavailable_reason()
+    if reason:
+        pytest.skip(f"{request.param}: {reason}")
+    with prepared(target) as (runner, ready):
+        yield {exp.id: runner.run(exp, ready) for exp in load()}
+
+
+def test_every_experiment_matches_the_documented_reference(cells: dict[str, Cell]) -> None:
+    wrong = {
+        cid: f"{c.verdict}: {c.explanation}"
+        for cid, c in cells.items()
+        if c.verdict not in ("as-reference", "not-applicable")
+    }
+    assert wrong == {}
+
+
+def test_only_windows_rows_are_not_applicable_on_linux(cells: dict[str, Cell]) -> None:
+    na = {cid for cid, c in cells.items() if c.verdict == "not-applicable"}
+    assert na == {cid for cid in cells if cid.startswith("lockfileex.")}
+
+
+def test_flock_and_posix_locks_do_not_interact(cells: dict[str, Cell]) -> None:
+    # flock(2) NOTES: "there is no interaction between the types of lock placed by flock()
+    # and fcntl(2)".
+    assert cells["cross.flock-vs-posix.processes"].outcome == "granted"
+    assert cells["cross.flock-vs-posix.same-process"].outcome == "granted"
+
+
+def test_closing_any_fd_drops_posix_locks_only(cells: dict[str, Cell]) -> None:
+    # fcntl(2): "If a process closes any file descriptor referring to a file, then all of the
+    # process's locks on that file are released" — not so for OFD and flock locks.
+    assert cells["posix.release-on-close-other-fd"].outcome == "granted"
+    assert cells["ofd.release-on-close-other-fd"].outcome.startswith("denied")
+    assert cells["flock.release-on-close-other-fd"].outcome.startswith("denied")
+
+
+def test_ofd_locks_belong_to_the_open_file_description(cells: dict[str, Cell]) -> None:
+    # fcntl(2): OFD locks conflict "even when they are acquired by the same process";
+    # traditional record locks are owned by the process and do not.
+    assert cells["ofd.exclusive.same-process-two-fds"].outcome.startswith("denied")
+    assert cells["posix.exclusive.same-process-two-fds"].outcome == "granted"
+    assert cells["ofd.exclusive.threads"].outcome.startswith("denied")
+    assert cells["posix.exclusive.threads"].outcome == "granted"
+
+
+def test_write_lock_on_read_only_fd_is_ebadf(cells: dict[str, Cell]) -> None:
+    # fcntl(2) EBADF: "the file descriptor open mode doesn't match with the type of lock".
+    assert cells["posix.exclusive.readonly-fd"].outcome == "error:EBADF"
+    assert cells["ofd.exclusive.readonly-fd"].outcome == "error:EBADF"
+    assert cells["posix.shared.writeonly-fd"].outcome == "error:EBADF"
+
+
+def test_deadlock_is_detected_for_posix_locks(cells: dict[str, Cell]) -> None:
+    # fcntl(2) EDEADLK for an F_SETLKW that would deadlock.
+    cell = cells["posix.deadlock-detection"]
+    assert cell.outcome == "error:EDEADLK"
+    decisive = cell.steps[cell.decisive_step or 0]
+    assert decisive.errno == "EDEADLK"
+
+
+def test_record_locks_are_not_inherited_across_fork(cells: dict[str, Cell]) -> None:
+    # fcntl(2): "Record locks are not inherited by a child created via fork(2)"; flock and
+    # OFD locks live in the open file description the child shares.
+    assert cells["posix.fork-inheritance"].outcome.startswith("denied")
+    assert cells["flock.fork-inheritance"].outcome == "granted"
+    assert cells["ofd.fork-inheritance"].outcome == "granted"
+
+
+def test_exclusion_stress_saw_every_hold(cells: dict[str, Cell]) -> None:
+    for api in ("flock", "posix", "ofd"):
+        cell = cells[f"{api}.exclusion-stress"]
+        check = cell.steps[cell.decisive_step or 0]
+        assert check.detail["holds"] == 4 * 25  # the experiment's own N x M
+        assert check.detail["overlaps"] == 0
+
+
+def test_waiters_measure_hand_off_and_release(cells: dict[str, Cell]) -> None:
+    for api in ("flock", "posix", "ofd"):
+        assert cells[f"{api}.blocking-handoff"].metrics["handoff_latency_ns"] > 0
+        assert cells[f"{api}.kill-holder-releases"].metrics["release_latency_ns"] > 0
+
+
+def test_read_only_directory_rows_say_who_the_actor_was(cells: dict[str, Cell]) -> None:
+    cell = cells["setup.create-in-readonly-dir"]
+    assert cell.outcome == "denied:EACCES"
+    identity = cell.steps[0].detail
+    if os.geteuid() == 0:
+        assert identity["uid"] != 0
+        assert any("unprivileged" in note for note in cell.notes)
+
+
+def test_steps_carry_the_evidence(cells: dict[str, Cell]) -> None:
+    cell = cells["flock.exclusive-exclusive.processes"]
+    decisive = cell.steps[cell.decisive_step or 0]
+    assert decisive.actor == "B" and decisive.op == "lock"
+    assert decisive.errno in ("EAGAIN", "EWOULDBLOCK")
+    assert decisive.duration_ns > 0 and decisive.t_start_ns > 0
+    assert cell.wall_time_s > 0

@@ -1,0 +1,129 @@
+"""`prober run` and `prober list` through the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from prober.cli import app
+from prober.results import load
+
+pytestmark = pytest.mark.local
+runner = CliRunner()
+
+
+def test_run_writes_results_and_matrix(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    os.chmod(tmp_path, 0o755)
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--fs",
+            "local",
+            "--path",
+            str(tmp_path),
+            "--experiment",
+            "flock.*,cross.*",
+            "--out",
+            str(out),
+            "--format",
+            "md,json",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["schema"] == "prober-results" and data["complete"] is True
+    assert data["targets"][0]["fingerprint"]["kernel"] == os.uname().release
+    cell = next(
+        c for c in data["cells"] if c["experiment"] == "flock.exclusive-exclusive.processes"
+    )
+    for key in ("experiment", "target", "outcome", "verdict", "steps"):
+        assert key in cell
+    assert cell["target"] == "local" and cell["outcome"].startswith("denied:")
+    assert (out / "matrix.md").read_text().count("flock.exclusive-exclusive.processes") >= 1
+    assert (out / "matrix.json").exists()
+    # The stream holds the same cells; a report can be rebuilt from it alone.
+    assert len(load(out / "results.jsonl").cells) == len(data["cells"])
+    # The run's own working directory is gone.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fs", "tmpfs,zfs"], "unknown --fs name 'zfs'; valid: local, tmpfs"),
+        (["--experiment", "nosuch.*"], "matches no experiment"),
+        (["--api", "fcntl"], "valid: flock, posix, ofd, lockfileex"),
+        (["--format", "pdf"], "unknown report format 'pdf'"),
+        (["--step-timeout", "0"], "positive number of seconds"),
+    ],
+)
+def test_bad_input_is_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", *args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_bad_path_is_exit_2_and_creates_nothing(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "nope"
+    if kind == "file":
+        path.write_text("x")
+    before = sorted(tmp_path.iterdir())
+    result = runner.invoke(app, ["run", "--path", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert str(path) in result.output
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_list_names_experiments_apis_and_targets() -> None:
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0
+    for word in ("flock.exclusive-exclusive.processes", "lockfileex", "tmpfs", "nfs4.2"):
+        assert word in result.output
+
+
+@pytest.mark.root
+def test_an_interrupted_run_keeps_results_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    agents_before = _agents()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prober", "run", "--fs", "tmpfs,ext4", "--out", str(out), "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stream = out / "results.jsonl"
+    deadline = time.monotonic() + 60
+    # Interrupt once some cells are measured, in the middle of the run.
+    while time.monotonic() < deadline:
+        if stream.exists() and stream.read_text().count('"type": "cell"') >= 20:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    partial = load(out / "results.json")
+    assert partial.complete is False and len(partial.cells) >= 20
+    assert (out / "matrix.md").exists()
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert "prober" not in mounts
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
+    assert "prober" not in loops
+    assert _agents() - agents_before == set()
+
+
+def _agents() -> set[str]:
+    found = subprocess.run(["pgrep", "-f", "prober.agent"], capture_output=True, text=True)
+    return set(found.stdout.split())

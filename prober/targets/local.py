@@ -7,15 +7,24 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from prober.errors import UsageError
 from prober.fingerprint import fingerprint_path
 from prober.targets.base import Cleanup, PreparedTarget
 from prober.targets.mounts import safe_rmtree
+from prober.targets.readonly import unprivileged_access
 from prober.targets.undo import undo_scope
 
 # Traversable by the unprivileged uid that read-only-directory experiments use.
 WORKDIR_MODE = 0o755
+
+
+def describe(workdir: Path) -> dict[str, Any]:
+    """The fingerprint of a prepared workdir, plus whether the unprivileged uid reaches it."""
+    facts = fingerprint_path(workdir)
+    facts["unprivileged_access"] = unprivileged_access(workdir)
+    return facts
 
 
 def check_path(path: Path) -> Path:
@@ -51,4 +60,4 @@ class LocalTarget:
             workdir = Path(tempfile.mkdtemp(prefix=".prober-", dir=base))
             undo.push(f"remove {workdir}", lambda: safe_rmtree(workdir))
             os.chmod(workdir, WORKDIR_MODE)
-            yield PreparedTarget(self.name, workdir, fingerprint_path(workdir))
+            yield PreparedTarget(self.name, workdir, describe(workdir))

@@ -14,9 +14,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from prober.fingerprint import fingerprint_path
 from prober.targets.base import Cleanup, PreparedTarget
-from prober.targets.local import WORKDIR_MODE
+from prober.targets.local import WORKDIR_MODE, describe
 from prober.targets.mounts import (
     LOSETUP_TIMEOUT,
     MKFS_TIMEOUT,
@@ -111,7 +110,7 @@ class LoopFsTarget:
             workdir = mount_point / "work"
             workdir.mkdir(mode=WORKDIR_MODE)
             os.chmod(workdir, WORKDIR_MODE)
-            fingerprint = fingerprint_path(workdir)
+            fingerprint = describe(workdir)
             fingerprint["loop_device"] = device
             fingerprint["image_bytes"] = spec.image_bytes
             fingerprint["mkfs"] = self._mkfs_version()

@@ -73,16 +73,31 @@ def _kill(proc: subprocess.Popen[Any]) -> None:
         print(f"prober: warning: pid {proc.pid} did not exit after SIGKILL", file=sys.stderr)
 
 
+def mounts_at(path: Path) -> list[int]:
+    """Mount IDs stacked exactly at ``path``, the visible (top) one last."""
+    resolved = os.path.realpath(path)
+    entries = read_mountinfo()
+    stack: list[int] = []
+    remaining = [e for e in entries if e.mount_point == resolved]
+    while remaining:
+        top = mount_containing(resolved, remaining)
+        assert top is not None
+        stack.insert(0, top.mount_id)
+        remaining = [e for e in remaining if e.mount_id != top.mount_id]
+    return stack
+
+
 def is_mount_point(path: Path) -> bool:
     """True when a mount sits exactly at ``path`` (per /proc/self/mountinfo)."""
-    resolved = os.path.realpath(path)
-    return any(e.mount_point == resolved for e in read_mountinfo())
+    return bool(mounts_at(path))
 
 
-def umount(path: Path) -> None:
-    """Unmount everything stacked at ``path``; fall back to a lazy unmount when busy."""
-    for _ in range(8):  # mounts can be stacked; each umount removes the top one
-        if not is_mount_point(path):
+def umount(path: Path, keep: frozenset[int] = frozenset()) -> None:
+    """Unmount what is stacked at ``path`` down to the mounts in ``keep`` (IDs seen before
+    our own mount); fall back to a lazy unmount when busy."""
+    for _ in range(8):  # each umount removes the top mount only
+        stack = mounts_at(path)
+        if not stack or stack[-1] in keep:
             return
         try:
             run_tool(["umount", str(path)], MOUNT_TIMEOUT, f"unmounting {path}")
@@ -95,7 +110,8 @@ def umount(path: Path) -> None:
                 "a process still has files open there",
                 file=sys.stderr,
             )
-    if is_mount_point(path):
+    stack = mounts_at(path)
+    if stack and stack[-1] not in keep:
         raise ProberError(f"{path} is still mounted after repeated umount")
 
 

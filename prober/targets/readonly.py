@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 import pwd
+import subprocess
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from prober.errors import ProberError
 from prober.targets.base import Cleanup
-from prober.targets.mounts import MOUNT_TIMEOUT, is_root, run_tool, umount
+from prober.targets.mounts import MOUNT_TIMEOUT, find_tool, is_root, mounts_at, run_tool, umount
 from prober.targets.undo import undo_scope
 
+CHECK_TIMEOUT = 15.0
 # The kernel's overflow uid/gid: what `nobody` is on Debian when the account is missing.
 OVERFLOW_ID = 65534
 
@@ -30,6 +33,33 @@ def unprivileged_uid() -> tuple[int, int] | None:
     except KeyError:
         return OVERFLOW_ID, OVERFLOW_ID
     return entry.pw_uid, entry.pw_gid
+
+
+def unprivileged_access(path: Path) -> dict[str, Any] | None:
+    """Whether the unprivileged uid can reach ``path`` (None unless root).
+
+    Tried for real (test -x as that uid), because any ancestor directory, an ACL or a mount
+    option can stop it. A workdir it cannot reach rules out running actors under that uid.
+    """
+    ids = unprivileged_uid()
+    if ids is None:
+        return None
+    test = find_tool("test")
+    if test is None:
+        raise ProberError("test not found (install coreutils)")
+    try:
+        result = subprocess.run(
+            [test, "-x", str(path)],
+            user=ids[0],
+            group=ids[1],
+            extra_groups=[],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=CHECK_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise ProberError(f"checking access to {path} as uid {ids[0]} timed out") from None
+    return {"uid": ids[0], "gid": ids[1], "reaches_workdir": result.returncode == 0}
 
 
 def readonly_bind(src: Path, dst: Path, cleanup: Cleanup) -> AbstractContextManager[Path]:
@@ -49,7 +79,10 @@ def readonly_bind(src: Path, dst: Path, cleanup: Cleanup) -> AbstractContextMana
 @contextmanager
 def _bind(src: Path, dst: Path, cleanup: Cleanup) -> Iterator[Path]:
     with undo_scope(cleanup) as undo:
-        undo.push(f"unmount read-only bind at {dst}", lambda: umount(dst))
+        # Registered before mounting, so an interrupt right after mount(2) still undoes it;
+        # only mounts that were not at dst before are ours to remove.
+        before = frozenset(mounts_at(dst))
+        undo.push(f"unmount read-only bind at {dst}", lambda: umount(dst, keep=before))
         run_tool(["mount", "--bind", str(src), str(dst)], MOUNT_TIMEOUT, f"bind-mounting {src}")
         # A bind mount starts with the flags of the source mount; read-only needs a remount
         # of the bind itself (mount(8), "bind mount operation").

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from prober.fingerprint import fingerprint_path, statfs_type
+from prober.fingerprint import statfs_type
 from prober.targets.base import Cleanup, PreparedTarget
-from prober.targets.local import WORKDIR_MODE
+from prober.targets.local import WORKDIR_MODE, describe
 from prober.targets.mounts import MOUNT_TIMEOUT, find_tool, is_root, run_tool, safe_rmtree, umount
 from prober.targets.undo import undo_scope
 
@@ -57,7 +57,7 @@ class TmpfsTarget:
             workdir = mount_point / "work"
             workdir.mkdir(mode=WORKDIR_MODE)
             os.chmod(workdir, WORKDIR_MODE)
-            yield PreparedTarget(self.name, workdir, fingerprint_path(workdir))
+            yield PreparedTarget(self.name, workdir, describe(workdir))
 
     @contextmanager
     def _in_shm(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
@@ -65,4 +65,4 @@ class TmpfsTarget:
             workdir = Path(tempfile.mkdtemp(prefix="prober-", dir=self.shm))
             undo.push(f"remove {workdir}", lambda: safe_rmtree(workdir))
             os.chmod(workdir, WORKDIR_MODE)
-            yield PreparedTarget(self.name, workdir, fingerprint_path(workdir))
+            yield PreparedTarget(self.name, workdir, describe(workdir))

@@ -134,6 +134,60 @@ def diff(
     _finish(lambda: cmd.run(old=old, new=new, fmt=format, out=out))
 
 
+@vm_app.command("up")
+def vm_up(
+    kernel: Annotated[
+        str, typer.Option(help="Debian kernel package for the guest (see apt-cache search).")
+    ] = "linux-image-amd64",
+    cpus: Annotated[int, typer.Option(help="Virtual CPUs.")] = 2,
+    memory: Annotated[str, typer.Option(help="Guest memory, e.g. 4G or 4096M.")] = "4G",
+    port: Annotated[
+        int, typer.Option(help="Port on 127.0.0.1 where the guest's Docker API appears.")
+    ] = 23750,
+    accel: Annotated[str, typer.Option(help="auto (KVM if it boots, else TCG), kvm or tcg.")] = (
+        "auto"
+    ),
+    boot_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds for the guest to reach a working dockerd (default 240)."),
+    ] = None,
+) -> None:
+    """Build (once) and boot the VM; print the export DOCKER_HOST=... line."""
+    from prober.commands import lab_vm as cmd
+
+    _finish(lambda: cmd.up(kernel, cpus, memory, port, accel, boot_timeout))
+
+
+@vm_app.command("status")
+def vm_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Is the VM running? Its kernel, Docker address and resources (exit 3 when stopped)."""
+    from prober.commands import lab_vm as cmd
+
+    _finish(lambda: cmd.status(as_json))
+
+
+@vm_app.command("down")
+def vm_down() -> None:
+    """Shut the VM down cleanly; no QEMU process is left."""
+    from prober.commands import lab_vm as cmd
+
+    _finish(cmd.down)
+
+
+@vm_app.command("logs")
+def vm_logs(
+    lines: Annotated[int | None, typer.Option("--lines", "-n", help="Only the last N lines.")] = (
+        None
+    ),
+) -> None:
+    """Show the serial console of the current (or last) boot."""
+    from prober.commands import lab_vm as cmd
+
+    _finish(lambda: cmd.logs(lines))
+
+
 def main() -> None:
     try:
         app()

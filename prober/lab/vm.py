@@ -1,0 +1,296 @@
+"""The Docker-host VM: a stock Debian kernel running dockerd under QEMU.
+
+Public API for the rest of prober:
+  ensure_running(config) -> DOCKER_HOST url (builds and boots when needed)
+  vm_status() -> VmStatus | None, stop(), kernel_release(docker_host), serial_log()
+
+One VM per cache directory. Its state (pid, port, kernel release, ...) is in
+``<cache>/vm/run/state.json``; ``<cache>/vm/run.lock`` serialises up and down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from prober.errors import ProberError, UsageError
+from prober.lab import base_image, vm_cache, vm_config, vm_image, vm_qemu
+from prober.lab.vm_config import VmConfig
+from prober.lab.vm_qemu import KvmBroken, RunDir, VmBootError
+
+UP_LOCK_TIMEOUT = 3600.0  # a concurrent `up` may be building the image
+DOWN_LOCK_TIMEOUT = 60.0
+SHUTDOWN_TIMEOUT = 60.0
+DATA_DISK_GIB = 32
+
+Log = Callable[[str], None]
+
+__all__ = [
+    "VmBootError",
+    "VmConfig",
+    "VmStatus",
+    "docker_host_url",
+    "ensure_running",
+    "kernel_release",
+    "serial_log",
+    "stop",
+    "vm_status",
+]
+
+
+@dataclass(frozen=True)
+class VmStatus:
+    pid: int
+    port: int
+    docker_host: str
+    kernel_release: str
+    kernel_package: str
+    kernel_package_version: str
+    recipe: str
+    accel: str
+    cpus: int
+    memory_mib: int
+    started_at: float
+    boot_seconds: float
+    docker_answers: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def docker_host_url(port: int) -> str:
+    return f"tcp://127.0.0.1:{port}"
+
+
+def _vm_dir(cache: Path | None) -> Path:
+    return (cache or vm_cache.cache_root()) / "vm"
+
+
+def _run_dir(cache: Path | None) -> RunDir:
+    return RunDir(_vm_dir(cache) / "run")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def vm_status(cache: Path | None = None, ping: bool = True) -> VmStatus | None:
+    """The running VM of this cache, or None. ``ping`` asks its dockerd whether it answers."""
+    run = _run_dir(cache)
+    try:
+        data = json.loads(run.state.read_text())
+        status = VmStatus(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    if not vm_qemu.is_ours(status.pid, run):
+        return None
+    if ping:
+        status = VmStatus(**{**data, "docker_answers": vm_qemu.docker_answers(status.port)})
+    return status
+
+
+def ensure_running(
+    config: VmConfig | None = None, cache: Path | None = None, log: Log = _quiet
+) -> str:
+    """Build (once) and boot the VM unless it runs already; returns its DOCKER_HOST url.
+
+    Raises UsageError for bad options (nothing done), VmBootError (exit 3, with the serial
+    tail) when the guest does not reach a working dockerd within ``config.boot_timeout``.
+    """
+    config = config or VmConfig()
+    cache = cache or vm_cache.cache_root()
+    run = _run_dir(cache)
+
+    def waiting(holder: str) -> None:
+        log(f"waiting for another prober lab vm up/down{holder} to finish")
+
+    with vm_cache.locked(_vm_dir(cache) / "run.lock", UP_LOCK_TIMEOUT, "the VM", on_wait=waiting):
+        current = vm_status(cache)
+        if current is not None:
+            _check_compatible(current, config)
+            if not current.docker_answers:
+                raise ProberError(
+                    f"the VM (pid {current.pid}) runs but its dockerd does not answer on "
+                    f"{current.docker_host}; see `prober lab vm logs`, then "
+                    "`prober lab vm down`"
+                )
+            log(f"the VM is already running (pid {current.pid})")
+            return current.docker_host
+        _forget_stale(run)
+        vm_config.check_port_free(config.port)
+        qemu = base_image.require_tool("qemu-system-x86_64", "qemu-system-x86")
+        entry = vm_image.ensure_image(cache, config.kernel, log, prune=True)
+        data = _ensure_data_disk(cache, entry.recipe, log)
+        for accel in _accels(config, cache, qemu):
+            try:
+                return _boot(qemu, run, entry, data, config, accel, log)
+            except KvmBroken as exc:
+                _remember_kvm(cache, qemu, works=False, why=str(exc))
+                log(f"KVM does not boot the guest here ({exc}); falling back to TCG")
+        raise ProberError("no accelerator could boot the VM")  # pragma: no cover
+
+
+def _check_compatible(current: VmStatus, config: VmConfig) -> None:
+    wanted = {"kernel package": (config.kernel, current.kernel_package),
+              "port": (config.port, current.port),
+              "cpus": (config.cpus, current.cpus),
+              "memory (MiB)": (config.memory_mib, current.memory_mib)}  # fmt: skip
+    differ = [f"{name} {want} (running: {have})" for name, (want, have) in wanted.items()
+              if want != have]  # fmt: skip
+    if differ:
+        raise UsageError(
+            f"a VM is already running with other options: asked for {', '.join(differ)}; "
+            "run `prober lab vm down` first"
+        )
+
+
+def _accels(config: VmConfig, cache: Path, qemu: str) -> list[str]:
+    if config.accel == "tcg":
+        return ["tcg"]
+    if config.accel == "kvm":
+        if not vm_qemu.kvm_usable():
+            raise UsageError("--accel kvm: /dev/kvm cannot be opened here; use --accel tcg")
+        return ["kvm"]
+    if not vm_qemu.kvm_usable() or _kvm_known_broken(cache, qemu):
+        return ["tcg"]
+    return ["kvm", "tcg"]
+
+
+def _kvm_key(qemu: str) -> str:
+    return f"{platform.release()} | {vm_qemu.qemu_version(qemu)}"
+
+
+def _kvm_file(cache: Path) -> Path:
+    return _vm_dir(cache) / "kvm.json"
+
+
+def _kvm_known_broken(cache: Path, qemu: str) -> bool:
+    """KVM failed before on this host kernel and QEMU: do not pay its watchdog again."""
+    try:
+        data = json.loads(_kvm_file(cache).read_text())
+    except (OSError, ValueError):
+        return False
+    return data.get("key") == _kvm_key(qemu) and data.get("works") is False
+
+
+def _remember_kvm(cache: Path, qemu: str, works: bool, why: str) -> None:
+    record = {"key": _kvm_key(qemu), "works": works, "why": why}
+    _kvm_file(cache).write_text(json.dumps(record) + "\n")
+
+
+def _boot(
+    qemu: str,
+    run: RunDir,
+    entry: vm_image.ImageEntry,
+    data: Path,
+    config: VmConfig,
+    accel: str,
+    log: Log,
+) -> str:
+    run.reset()
+    argv = vm_qemu.build_argv(qemu, run, entry.vmlinuz, entry.initrd, entry.root, data,
+                              config.cpus, config.memory_mib, config.port, accel)  # fmt: skip
+    started = time.monotonic()
+    log(f"booting the VM ({accel.upper()}, {config.cpus} vCPUs, {config.memory_mib} MiB); "
+        f"deadline {config.boot_timeout:.0f} s")  # fmt: skip
+    pid = vm_qemu.launch(argv, run, accel)
+    try:
+        vm_qemu.wait_for_docker(pid, run, config.port, started + config.boot_timeout, accel)
+        release = kernel_release(docker_host_url(config.port))
+    except BaseException:
+        # A failed or interrupted boot leaves no QEMU behind.
+        vm_qemu.kill(pid, run)
+        run.state.unlink(missing_ok=True)
+        raise
+    manifest = entry.manifest()
+    status = VmStatus(
+        pid=pid,
+        port=config.port,
+        docker_host=docker_host_url(config.port),
+        kernel_release=release,
+        kernel_package=config.kernel,
+        kernel_package_version=str(manifest.get("kernel_package_version", "")),
+        recipe=entry.recipe,
+        accel=accel,
+        cpus=config.cpus,
+        memory_mib=config.memory_mib,
+        started_at=time.time(),
+        boot_seconds=round(time.monotonic() - started, 1),
+    )
+    tmp = run.state.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status.to_json(), indent=2) + "\n")
+    os.replace(tmp, run.state)
+    log(f"dockerd answers after {status.boot_seconds:.0f} s; kernel {release}")
+    return status.docker_host
+
+
+def _ensure_data_disk(cache: Path, recipe: str, log: Log) -> Path:
+    """A sparse ext4 disk for /var/lib/docker, kept across boots of the same recipe."""
+    vm_dir = _vm_dir(cache)
+    disk, marker = vm_dir / "data.img", vm_dir / "data.recipe"
+    with contextlib.suppress(OSError):
+        if disk.is_file() and marker.read_text().strip() == recipe:
+            return disk
+    log(f"making a {DATA_DISK_GIB} GiB sparse data disk for /var/lib/docker")
+    mke2fs = base_image.require_tool("mke2fs", "e2fsprogs")
+    tmp = vm_dir / f"{vm_cache.TMP_PREFIX}data-{os.getpid()}.img"
+    try:
+        with tmp.open("wb") as handle:
+            handle.truncate(DATA_DISK_GIB * 1024**3)
+        subprocess.run(
+            [mke2fs, "-q", "-F", "-t", "ext4", "-L", "prober-docker", str(tmp)],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+        os.replace(tmp, disk)
+    finally:
+        tmp.unlink(missing_ok=True)
+    marker.write_text(recipe + "\n")
+    return disk
+
+
+def _forget_stale(run: RunDir) -> None:
+    """A state file whose QEMU is gone (host reboot, kill -9) must not be trusted."""
+    run.state.unlink(missing_ok=True)
+    for sock in (run.qmp, run.ctl):
+        sock.unlink(missing_ok=True)
+
+
+def stop(cache: Path | None = None, timeout: float = SHUTDOWN_TIMEOUT, log: Log = _quiet) -> str:
+    """Shut the VM down cleanly (then harder); returns how it ended. No QEMU is left."""
+    run = _run_dir(cache)
+    with vm_cache.locked(_vm_dir(cache) / "run.lock", DOWN_LOCK_TIMEOUT, "the VM"):
+        pid = vm_qemu.read_pid(run)
+        if pid is None or not vm_qemu.is_ours(pid, run):
+            _forget_stale(run)
+            return "not running"
+        log(f"shutting down the VM (pid {pid})")
+        how = vm_qemu.stop(pid, run, timeout)
+        _forget_stale(run)
+        return how
+
+
+def kernel_release(docker_host: str, timeout: float = 30.0) -> str:
+    """The kernel release of the Docker host at ``docker_host`` (its ``uname -r``).
+
+    Part of the fingerprint of every result produced through that daemon.
+    """
+    import docker
+
+    client = docker.DockerClient(base_url=docker_host, timeout=timeout)
+    try:
+        return str(client.info()["KernelVersion"])
+    finally:
+        client.close()
+
+
+def serial_log(cache: Path | None = None) -> Path:
+    """The serial console of the current (or last) boot."""
+    return _run_dir(cache).serial

@@ -102,12 +102,12 @@ def umount(path: Path, keep: frozenset[int] = frozenset()) -> None:
         try:
             run_tool(["umount", str(path)], MOUNT_TIMEOUT, f"unmounting {path}")
         except ProberError as exc:
-            # A process still uses the filesystem. Detach it from the tree now; the kernel
-            # frees it when the last user goes away.
+            # Usually a process still uses the filesystem. Detach it from the tree now; the kernel
+            # frees it (and its loop device) when the last user goes away.
             run_tool(["umount", "-l", str(path)], MOUNT_TIMEOUT, f"lazily unmounting {path}")
             print(
-                f"prober: warning: {path} was busy ({exc}); detached it lazily (umount -l), "
-                "a process still has files open there",
+                f"prober: warning: {exc}; unmounted {path} lazily (umount -l): the kernel "
+                "frees it when the last process using it exits",
                 file=sys.stderr,
             )
     stack = mounts_at(path)

@@ -11,9 +11,11 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +109,7 @@ def cleanup() -> Iterator[TrackingCleanup]:
     assert stack.run_all() == []
 
 
-def target(name: str, path: Path) -> Target:
+def target(name: str, path: Path | None) -> Target:
     (chosen,) = registry.select(name, path)
     need(chosen.unavailable_reason())
     return chosen
@@ -396,3 +398,83 @@ def test_without_root_loop_targets_say_why_and_tmpfs_uses_dev_shm() -> None:
     assert report["fingerprint"]["uid"] == ids[0]
     assert report["left"] == []
     assert not workdir.exists()
+
+
+def _loop_images() -> set[str]:
+    loops = Path("/sys/block").glob("loop*/loop/backing_file")
+    return {p.read_text().strip().removesuffix(" (deleted)") for p in loops}
+
+
+def _wait_until(condition: Callable[[], bool], deadline_s: float = 10.0) -> bool:
+    """Poll a condition the kernel settles asynchronously; False if it never holds."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("name", ["tmpfs", "ext4"])
+def test_a_busy_filesystem_is_detached_lazily_and_freed_when_released(
+    name: str, cleanup: TrackingCleanup, capfd: pytest.CaptureFixture[str]
+) -> None:
+    need_root()
+    chosen = target(name, None)
+    before = mount_points()
+    holder: subprocess.Popen[bytes] | None = None
+    try:
+        with chosen.prepare(cleanup) as prepared:
+            found = traces(prepared, before)
+            # Stands for an abandoned actor that still has its cwd on the filesystem.
+            holder = subprocess.Popen(["sleep", "60"], cwd=prepared.workdir)
+        assert found.own_mount is not None
+        assert not is_mounted_at(found.own_mount)  # gone from the tree at once
+        assert "unmounted" in capfd.readouterr().err  # and the run says what happened
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait(timeout=TOOL_TIMEOUT)
+    assert cleanup.live == {}
+    # The loop device is released once the last user of the filesystem is gone.
+    assert _wait_until(lambda: not set(found.images) & _loop_images())
+    assert_gone(found)
+
+
+CTRL_C_RUN = """
+import sys, time
+from prober.engine.cleanup import CleanupStack
+from prober.targets import registry
+(target,) = registry.select(sys.argv[1], None)
+with target.prepare(CleanupStack()) as prepared:
+    print(prepared.workdir, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("name", ["tmpfs", "xfs"])
+def test_ctrl_c_releases_mounts_and_loop_devices(name: str) -> None:
+    need_root()
+    target(name, None)
+    before = mount_points()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_RUN, name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        workdir = Path(proc.stdout.readline().strip())
+        assert workdir.is_dir(), proc.stderr.read() if proc.stderr else ""
+        found = traces(PreparedTarget(name, workdir), before)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=TOOL_TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait(timeout=TOOL_TIMEOUT)
+    assert "KeyboardInterrupt" in err
+    assert_gone(found)

@@ -27,7 +27,8 @@ table { border-collapse: separate; border-spacing: 0; }
 th, td { border: 1px solid #c8c8c8; padding: 0.3rem 0.45rem; vertical-align: top;
   text-align: left; }
 table.plain th { background: #eef0f3; }
-.scroll { max-height: 85vh; overflow: auto; border: 1px solid #c8c8c8; }
+.scroll { max-height: 85vh; overflow: auto; border: 1px solid #c8c8c8; width: fit-content;
+  max-width: 100%; }
 #matrix thead th { position: sticky; top: 0; z-index: 2; background: #eef0f3; }
 #matrix th[scope=row] { position: sticky; left: 0; z-index: 1; background: #fafafa;
   white-space: nowrap; }

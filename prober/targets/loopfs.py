@@ -51,7 +51,7 @@ SPECS: dict[str, FsSpec] = {
     "xfs": FsSpec("xfs", "mkfs.xfs", ("-q", "-f"), ("-V",), "xfsprogs", 320 * MiB),
     "btrfs": FsSpec("btrfs", "mkfs.btrfs", ("-q", "-f"), ("--version",), "btrfs-progs", 128 * MiB),
 }
-_TOOLS = (("losetup", "util-linux"), ("mount", "util-linux"), ("umount", "util-linux"))
+_TOOLS = (("losetup", "mount"), ("mount", "mount"), ("umount", "mount"))  # Debian packages
 
 
 class LoopFsTarget:

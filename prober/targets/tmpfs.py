@@ -32,7 +32,9 @@ class TmpfsTarget:
 
     def unavailable_reason(self) -> str | None:
         if is_root():
-            return None if find_tool("mount") else "mount not found (install util-linux)"
+            if find_tool("mount") is None:
+                return "mount not found (install the Debian package mount)"
+            return None
         if not self.shm.is_dir() or not os.access(self.shm, os.W_OK | os.X_OK):
             return f"not root and {self.shm} is not a writable directory"
         if statfs_type(self.shm) != TMPFS_MAGIC:

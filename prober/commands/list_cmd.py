@@ -22,7 +22,7 @@ def run(*, path: Path | None) -> int:
     print(tabulate(apis, tablefmt="plain"))
     print("\nTargets:")
     targets = registry.select(",".join(registry.names()), path)
-    rows = [
+    target_rows = [
         (
             t.name,
             "available" if (why := t.unavailable_reason()) is None else "unavailable",
@@ -30,6 +30,6 @@ def run(*, path: Path | None) -> int:
         )
         for t in targets
     ]
-    print(tabulate(rows, tablefmt="plain", maxcolwidths=[None, None, 90]))
+    print(tabulate(target_rows, tablefmt="plain", maxcolwidths=[None, None, 90]))
     print(f"\nGroups for --fs: {', '.join(registry.group_names())}")
     return EXIT_OK

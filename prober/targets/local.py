@@ -40,22 +40,40 @@ def check_path(path: Path) -> Path:
     return path
 
 
+def _cwd() -> Path:
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        raise UsageError(
+            "--path is not given and the current directory no longer exists; give --path"
+        ) from None
+
+
 class LocalTarget:
     name = "local"
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path if path is not None else Path.cwd()
-        self.description = f"a fresh directory on the filesystem of {self.path}"
+        self.path = path  # None: the current directory, looked up when used
+        where = path if path is not None else "the current directory"
+        self.description = f"a fresh directory on the filesystem of {where}"
 
     def unavailable_reason(self) -> str | None:
-        return None  # a bad path is a usage error, reported before anything runs
+        # A bad --path is a usage error, raised before anything runs (registry.select); the
+        # current directory by default merely makes this one target unavailable.
+        if self.path is not None:
+            return None
+        try:
+            check_path(_cwd())
+        except UsageError as exc:
+            return f"{exc}; the default is the current directory"
+        return None
 
     def prepare(self, cleanup: Cleanup) -> AbstractContextManager[PreparedTarget]:
         return self._prepare(cleanup)
 
     @contextmanager
     def _prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
-        base = check_path(self.path)
+        base = check_path(self.path if self.path is not None else _cwd())
         with undo_scope(cleanup) as undo:
             workdir = Path(tempfile.mkdtemp(prefix=".prober-", dir=base))
             undo.push(f"remove {workdir}", lambda: safe_rmtree(workdir))

@@ -94,3 +94,15 @@ def test_lab_modules_register_their_targets(monkeypatch: pytest.MonkeyPatch) -> 
     assert not isinstance(nobrl, _FakeLabTarget)
     with pytest.raises(ValueError, match="not a lab target"):
         registry.register(_FakeLabTarget, ["ext4"])
+
+
+def test_an_unusable_current_directory_only_makes_local_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # the cwd no longer exists: nothing can be created there
+    (local,) = registry.select("local", None)
+    reason = local.unavailable_reason()
+    assert reason is not None and "--path" in reason

@@ -444,9 +444,11 @@ def select(
         globs = [p.strip() for p in patterns.split(",") if p.strip()]
         for glob in globs:
             if not any(fnmatch.fnmatchcase(e.id, glob) for e in experiments):
+                groups = sorted({e.group for e in experiments})
                 raise UsageError(
-                    f"--experiment {glob!r} matches no experiment (see `prober list`; "
-                    "globs like 'flock.*' or '*.processes' work)"
+                    f"--experiment {glob!r} matches no experiment; valid IDs start with "
+                    f"{', '.join(g + '.' for g in groups)} (globs like 'flock.*' or "
+                    "'*.processes' work; `prober list` lists every ID)"
                 )
         chosen = [e for e in chosen if any(fnmatch.fnmatchcase(e.id, g) for g in globs)]
     return chosen

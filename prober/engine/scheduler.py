@@ -4,7 +4,6 @@ under a deadline; a call that misses its deadline is a `timeout`, its agent is k
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -184,7 +183,13 @@ class _Execution:
             record = self._agent_step(step)
         if step.metric and step.since and record.outcome != Kind.TIMEOUT.value:
             since = self.by_label.get(step.since)
-            if since is not None and since.t_start_ns and record.t_start_ns:
+            # Timestamps are comparable only on one clock (one kernel's CLOCK_MONOTONIC).
+            if (
+                since is not None
+                and since.t_start_ns
+                and record.t_start_ns
+                and _clock(since) == _clock(record)
+            ):
                 self.metrics[step.metric] = (
                     record.t_start_ns + record.duration_ns - since.t_start_ns
                 )
@@ -247,6 +252,8 @@ class _Execution:
         record.t_start_ns = int(reply.get("t_start_ns", flight.pending.sent_ns))
         record.duration_ns = int(reply.get("duration_ns", 0))
         record.detail = reply.get("detail", {})
+        if not flight.agent.same_clock:
+            record.detail["clock"] = flight.agent.key
 
     # -- control ops (run by the scheduler itself) --------------------------------------
     def _op_pause(self, step: Step) -> StepRecord:
@@ -335,5 +342,6 @@ class _Execution:
         return self._record(step, outcome, detail=detail)
 
 
-def identity_note() -> str:
-    return f"prober ran as uid {os.getuid()}"
+def _clock(record: StepRecord) -> str:
+    """Which monotonic clock a record's timestamps come from ("local": this kernel's)."""
+    return str(record.detail.get("clock", "local"))

@@ -40,14 +40,19 @@ def _bullets(lines: list[str]) -> str:
     return "\n".join(f"- {escape(line)}" for line in lines)
 
 
+def summary_markdown(matrix: Matrix) -> str:
+    """The summary view alone (for a README): which APIs exclude, per target."""
+    summary = views.summary_table(matrix)
+    return f"## {summary.title}\n\n{table(summary)}\n"
+
+
 class MarkdownFormat:
     name = "md"
     suffix = ".md"
 
     def matrix(self, matrix: Matrix) -> str:
         parts = [f"# {views.TITLE}", _bullets(views.provenance(matrix))]
-        summary = views.summary_table(matrix)
-        parts += [f"## {summary.title}", table(summary)]
+        parts.append(summary_markdown(matrix).rstrip("\n"))
         parts += ["## Targets", table(views.targets_table(matrix))]
         if matrix.unavailable:
             parts += ["Not run here:", _bullets(views.unavailable_lines(matrix))]

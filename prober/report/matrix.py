@@ -48,7 +48,7 @@ KEY_MOUNT_OPTIONS = frozenset(
 _FS_KEYS = ("fstype", "fs_type", "statfs_type", "filesystem", "type")
 _PROTOCOL_KEYS = ("protocol_version", "protocol", "nfs_version", "smb_dialect", "dialect")
 _SERVER_KEYS = ("server_software", "server")
-_OPTION_KEYS = ("mount_options", "options", "mount_opts", "super_options")
+_OPTION_KEYS = ("mount_options", "options", "mount_opts", "super_options", "lock_options")
 
 
 def _first(fingerprint: dict[str, Any], keys: Sequence[str]) -> str | None:
@@ -109,7 +109,7 @@ class Column:
     def header_lines(self) -> list[str]:
         e = self.essentials
         lines = [self.key]
-        lines += [e[k] for k in ("fs", "protocol", "kernel") if k in e]
+        lines += [e[k] for k in ("fs", "protocol", "kernel") if k in e and e[k] != self.key]
         if "options" in e:
             lines.append(e["options"])
         return lines

@@ -68,6 +68,10 @@ ERRNO_MEANINGS: dict[str, str] = {
     "ETXTBSY": "the file is busy (in use as a program text or swap file).",
     "ENOTDIR": "a component of the path is not a directory.",
     "EEXIST": "the file already exists.",
+    # Pseudo-codes of prober's own checks (not kernel errnos).
+    "EXCLUDED": "prober's stress check: no two hold intervals of different holders overlapped.",
+    "CHANGED": "prober's check: the path now names a different file than the open handle.",
+    "RETURNED": "prober's check: a call expected to stay blocked returned early.",
     "STATUS_LOCK_NOT_GRANTED": "SMB2: the byte range is locked by another open "
     "(a fail-immediately LOCK request).",
     "STATUS_FILE_LOCK_CONFLICT": "SMB2: a read or write hit a byte range locked by another open.",

@@ -1,0 +1,61 @@
+#!/bin/sh
+# Regenerate the project's published matrix from a real run of every target.
+#
+#   sh reports/regenerate.sh
+#
+# Runs `prober run` on the host targets (local, tmpfs, ext4, xfs, btrfs: needs root for the
+# mounts) and the lab targets (nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, overlay, volume,
+# container-tmpfs: need the Docker-host VM), then writes into reports/:
+#   results.json   the raw results (schema prober-results; `prober diff` takes it)
+#   matrix.md      summary, targets, matrix, legend, error names, notes (Markdown)
+#   summary.md     the summary view alone, for the README
+#   matrix.html    the same as one self-contained page; matrix.json: everything as data
+#   screenshot.png the HTML page in headless Chromium (skipped if chromium is missing)
+# A target that cannot run here stays in the report with the reason.
+#
+# Environment: PROBER_FS (default: local,tmpfs,ext4,xfs,btrfs,lab), PROBER_DOCKER_HOST
+# (default: vm; empty: none), PROBER_PYTHON (default: python3).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+py=${PROBER_PYTHON:-python3}
+fs=${PROBER_FS:-local,tmpfs,ext4,xfs,btrfs,lab}
+docker_host=${PROBER_DOCKER_HOST-vm}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT INT TERM
+
+cd "$repo"
+# The local target measures the filesystem this repository lives on.
+set -- --fs "$fs" --path "$repo" --out "$work/run" --format md
+if [ -n "$docker_host" ]; then
+    set -- "$@" --docker-host "$docker_host"
+fi
+"$py" -m prober run "$@"
+
+cp "$work/run/results.json" "$here/results.json"
+chmod 644 "$here/results.json"
+for fmt in md html json; do
+    "$py" -m prober report "$here/results.json" --format "$fmt" --out "$here/matrix.$fmt"
+done
+"$py" - "$here/results.json" "$here/summary.md" <<'PY'
+import sys
+from pathlib import Path
+
+from prober.report.markdown import summary_markdown
+from prober.report.matrix import build
+from prober.results import load
+
+Path(sys.argv[2]).write_text(summary_markdown(build([load(Path(sys.argv[1]))])), "utf-8")
+PY
+
+chromium=$(command -v chromium || command -v chromium-browser || true)
+if [ -n "$chromium" ]; then
+    timeout 120 "$chromium" --headless --no-sandbox --disable-gpu \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --no-first-run --user-data-dir="$work/profile" --window-size=1400,1800 \
+        --screenshot="$here/screenshot.png" "file://$here/matrix.html" 2>/dev/null
+else
+    echo "regenerate.sh: chromium not installed; screenshot.png left as it was" >&2
+fi
+echo "regenerate.sh: wrote $here/{results.json,matrix.md,summary.md,matrix.html,matrix.json}"

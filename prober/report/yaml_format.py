@@ -15,7 +15,9 @@ from prober.report.matrix import Matrix
 def _dump(data: Any) -> str:
     # Through JSON first so that every value is a plain type safe_dump accepts.
     plain = json.loads(json.dumps(data, default=str))
-    text: str = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, width=100)
+    # libyaml's emitter when PyYAML was built with it: several times faster on big runs.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text: str = yaml.dump(plain, Dumper=dumper, sort_keys=False, allow_unicode=True, width=100)
     return text
 
 

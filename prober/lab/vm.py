@@ -109,6 +109,11 @@ def ensure_running(
     cache = cache or vm_cache.cache_root()
     run = _run_dir(cache)
 
+    if vm_status(cache, ping=False) is None:
+        # Bad input fails before anything is created, the lock file included.
+        vm_config.check_port_free(config.port)
+        vm_config.kernel_package_version(config.kernel)
+
     def waiting(holder: str) -> None:
         log(f"waiting for another prober lab vm up/down{holder} to finish")
 

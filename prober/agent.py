@@ -19,7 +19,7 @@ import threading
 from typing import Any, BinaryIO
 
 from prober import __version__
-from prober.engine.ops import Handles, execute
+from prober.engine.ops import Handles, execute, reset_smb
 
 
 class LineWriter:
@@ -109,6 +109,7 @@ class Agent:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self.handles.clear()
+            reset_smb()
         self.writer.send({"id": req["id"], "outcome": "granted", "errno": None, "detail": {}})
 
     def _fork(self, req: dict[str, Any]) -> None:

@@ -87,6 +87,9 @@ STEP_KEYS = frozenset(
         "steps",
         "step",
         "note",
+        "via",
+        "share",
+        "delete",
     }
 )
 EXPERIMENT_KEYS = frozenset(
@@ -151,6 +154,11 @@ class Experiment:
     @property
     def hosts(self) -> frozenset[str]:
         return frozenset(a.host for a in self.actors.values())
+
+    @property
+    def needs_smb(self) -> bool:
+        """Some actor reaches the file over SMB (the LockFileEx wire form)."""
+        return any(s.args.get("via") == "smb" for s in self.steps)
 
     @property
     def group(self) -> str:

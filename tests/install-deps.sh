@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   e2fsprogs xfsprogs btrfs-progs util-linux mount procps kmod
   qemu-system-x86 qemu-utils debootstrap docker.io iproute2 iptables
-  chromium
+  chromium samba
 )
 missing=()
 for p in "${packages[@]}"; do

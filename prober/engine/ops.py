@@ -181,12 +181,91 @@ OPS: dict[str, Callable[[dict[str, Any], Handles], Reply]] = {
 }
 
 
+_smb: Any = None
+
+
+def smb_client() -> Any:
+    """This agent's SMB wire client (created on first use: smbprotocol is optional)."""
+    global _smb
+    if _smb is None:
+        from prober.apis.smb2 import SmbClient
+
+        _smb = SmbClient()
+    return _smb
+
+
+def reset_smb() -> None:
+    if _smb is not None:
+        _smb.reset()
+
+
+def _is_smb(req: dict[str, Any]) -> bool:
+    if req.get("via") == "smb":
+        return True
+    return _smb is not None and req.get("handle", "f") in _smb.opens
+
+
+def smb_op(req: dict[str, Any]) -> Reply:
+    """The ops of an actor that reaches the file over SMB (LockFileEx on the wire)."""
+    from prober.apis.smb2 import SmbServer
+
+    client = smb_client()
+    handle = str(req.get("handle", "f"))
+    op = req["op"]
+    timeout = float(req.get("deadline_s", 5.0))
+    start, length = _range(req)
+    if op == "open":
+        client.open(
+            handle,
+            SmbServer.from_request(req["smb"]),
+            req["path"],
+            req.get("mode", "rw"),
+            req.get("share", "rwd"),
+            create=bool(req.get("create")),
+            excl=bool(req.get("excl")),
+            delete=bool(req.get("delete")),
+            timeout=timeout,
+        )
+    elif op == "close":
+        client.close(handle)
+    elif op == "lock":
+        # Leave the engine a margin: the agent cancels before the engine gives up on it.
+        client.lock(
+            handle, req["lock"], start, length, bool(req.get("wait")), max(1.0, timeout - 1.0)
+        )
+    elif op == "unlock":
+        client.unlock(handle, start, length)
+    elif op == "read":
+        data = client.read(handle, int(req.get("offset", 0)), int(req.get("size", 1)))
+        return {"detail": {"data": data.decode("latin-1")}}
+    elif op == "write":
+        data = str(req.get("data", "x")).encode("latin-1")
+        return {"detail": {"written": client.write(handle, int(req.get("offset", 0)), data)}}
+    elif op == "unlink":
+        # DeleteFile: open with DELETE_ON_CLOSE and close (MS-SMB2 2.2.13 CreateOptions).
+        client.open(
+            "\0delete",
+            SmbServer.from_request(req["smb"]),
+            req["path"],
+            "",
+            "rwd",
+            delete_on_close=True,
+            timeout=timeout,
+        )
+        client.close("\0delete")
+    elif op == "rename":
+        client.rename(handle, req["to"])
+    else:
+        raise ValueError(f"op {op!r} has no SMB form")
+    return {}
+
+
 def execute(req: dict[str, Any], handles: Handles) -> Reply:
     """Run one op; return {outcome, errno, t_start_ns, duration_ns, detail}."""
     op = OPS[req["op"]]
     start = time.monotonic_ns()
     try:
-        reply = op(req, handles)
+        reply = smb_op(req) if _is_smb(req) else op(req, handles)
     except OSError as exc:
         end = time.monotonic_ns()
         name = errno_name(exc.errno) if exc.errno is not None else "EIO"
@@ -198,6 +277,8 @@ def execute(req: dict[str, Any], handles: Handles) -> Reply:
             "duration_ns": end - start,
             "detail": {"message": str(exc)},
         }
+    except Exception as exc:  # an SMB status, or a request this actor cannot carry out
+        return _failure_outcome(req, exc, start)
     end = time.monotonic_ns()
     return {
         "outcome": reply.get("outcome", "granted"),
@@ -205,4 +286,45 @@ def execute(req: dict[str, Any], handles: Handles) -> Reply:
         "t_start_ns": start,
         "duration_ns": end - start,
         "detail": reply.get("detail", {}),
+    }
+
+
+def _failure_outcome(req: dict[str, Any], exc: Exception, start: int) -> Reply:
+    """An SMB call's failure as an outcome: NTSTATUS names stand where errnos stand."""
+    from prober.apis.smb2 import (
+        LOCK_CONFLICT_STATUSES,
+        REFUSAL_STATUSES,
+        SmbConnectError,
+        SmbStatusError,
+        SmbTimeout,
+    )
+
+    took = time.monotonic_ns() - start
+    if isinstance(exc, SmbTimeout):
+        detail: dict[str, Any] = {"message": str(exc), "cancelled": True}
+        return {
+            "outcome": "timeout",
+            "errno": None,
+            "t_start_ns": start,
+            "duration_ns": took,
+            "detail": detail,
+        }
+    if isinstance(exc, SmbStatusError):
+        refusals = LOCK_CONFLICT_STATUSES if req["op"] in LOCK_OPS else REFUSAL_STATUSES
+        kind = Kind.DENIED if exc.name in refusals else Kind.ERROR
+        detail = {"message": str(exc), "ntstatus": f"0x{exc.status:08X}"}
+        return {
+            "outcome": format_outcome(kind, exc.name),
+            "errno": exc.name,
+            "t_start_ns": start,
+            "duration_ns": took,
+            "detail": detail,
+        }
+    name = "SMB_CONNECT_FAILED" if isinstance(exc, SmbConnectError) else type(exc).__name__
+    return {
+        "outcome": format_outcome(Kind.ERROR, name),
+        "errno": name,
+        "t_start_ns": start,
+        "duration_ns": took,
+        "detail": {"message": str(exc)},
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from prober.apis import get_api
@@ -60,8 +61,12 @@ class Runner:
         missing = exp.hosts - target.hosts
         if missing:
             return f"needs hosts this target lacks ({', '.join(sorted(missing))}): a lab target"
+        if exp.needs_smb and target.smb is None:
+            return "needs an SMB server (an smb target): LockFileEx is sent as SMB2 LOCK"
         for step in exp.steps:
             api = step.args.get("api")
+            if api == "lockfileex" and target.smb is not None:
+                continue  # sent on the wire, not through the local Windows API
             if api:
                 reason = get_api(str(api)).available()
                 if reason:
@@ -77,7 +82,7 @@ class Runner:
         try:
             with prepare(target.workdir, exp, self._index, self.cleanup) as ws:
                 pool = target.pool if target.pool is not None else self.pool
-                records, metrics = _Execution(self, pool, exp, ws).run()
+                records, metrics = _Execution(self, pool, exp, ws, target).run()
                 notes = list(ws.notes)
         except NotApplicable as exc:
             return not_applicable_cell(exp, target.name, str(exc))
@@ -104,8 +109,16 @@ class Runner:
 class _Execution:
     """The state of one experiment while its steps run."""
 
-    def __init__(self, runner: Runner, pool: AgentPool, exp: Experiment, ws: Workspace) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        pool: AgentPool,
+        exp: Experiment,
+        ws: Workspace,
+        target: PreparedTarget,
+    ) -> None:
         self.runner = runner
+        self.target = target
         self.pool = pool
         self.exp = exp
         self.ws = ws
@@ -209,6 +222,9 @@ class _Execution:
         request["op"] = step.op
         if step.op == "open":
             request.setdefault("path", str(self.ws.file))
+        if request.get("via") == "smb":
+            self._smb_request(request)
+        request["deadline_s"] = self._timeout_for(step)
         if step.op == "fork":
             child = str(step.args.get("child", ""))
             if child not in self.placements:
@@ -229,6 +245,16 @@ class _Execution:
         if step.op == "fork" and record.outcome == Kind.GRANTED.value:
             self._forked.add(str(step.args["child"]))
         return record
+
+    def _smb_request(self, request: dict[str, Any]) -> None:
+        """Point an SMB actor at the target's share: paths become share-relative."""
+        smb = self.target.smb or {}
+        request["smb"] = {k: v for k, v in smb.items() if k != "root"}
+        for key in ("path", "to"):
+            if key in request:
+                local = Path(str(request[key]))
+                inside = local.relative_to(self.target.workdir)
+                request[key] = str(PurePosixPath(str(smb.get("root", ""))) / inside).lstrip("/")
 
     def _finish(self, flight: _InFlight, timeout: float) -> None:
         """Wait for a call's reply, or time it out and abandon its agent."""

@@ -29,6 +29,9 @@ class PreparedTarget:
     pool: Any = None
     # The workdir as each host sees it, where that differs from `workdir`.
     host_paths: dict[str, Path] = field(default_factory=dict)
+    # For targets served over SMB: how a wire client reaches the share (server, port,
+    # share, username, password) and `root`, the workdir's path inside the share.
+    smb: dict[str, Any] | None = None
 
 
 class Cleanup(Protocol):

@@ -153,6 +153,11 @@ class Agent:
             self.alive = False
         return pending
 
+    def busy(self) -> bool:
+        """Some request has no reply yet (a call may still sit in the kernel)."""
+        with self._lock:
+            return bool(self._pending)
+
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         return self.send(request).wait(timeout)
 
@@ -211,7 +216,7 @@ class AgentPool:
 
     def release(self, agent: Agent) -> None:
         """Reset the agent for the next experiment, or kill it if it does not answer."""
-        if agent.alive:
+        if agent.alive and not agent.busy():
             reply = agent.call({"op": "reset"}, self.reset_timeout)
             if reply is not None and agent.alive:
                 self._idle.setdefault(agent.key, []).append(agent)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prober.errors import ProberError
 from prober.lab import vm_cache
+from prober.lab.vm_steps import run_step
 
 SUITE = "bookworm"
 BASE_IMAGE = "prober/base:bookworm"
@@ -116,13 +116,21 @@ def debootstrap_tarball(cache: Path | None = None, log: Any = None) -> Path:
         vm_cache.remove_stale_tmp(root)
         require_root("building the Debian base tree")
         debootstrap = require_tool("debootstrap", "debootstrap")
+        require_tool("unshare", "util-linux")
         if log:
             log(f"debootstrap {SUITE} (minbase) from {sources.mirror}")
         tmp = vm_cache.new_tmp_dir(root, key)
         try:
             tree = tmp / "tree"
-            _run(
+            # A private mount namespace: the /proc and /sys that debootstrap mounts in the
+            # tree vanish with it, even when it is killed.
+            run_step(
                 [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
                     debootstrap,
                     "--variant=minbase",
                     "--components=main",
@@ -138,7 +146,7 @@ def debootstrap_tarball(cache: Path | None = None, log: Any = None) -> Path:
             for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
                 _empty_dir(tree / leftover)
             tar = tmp / "tree.tar"
-            _run(
+            run_step(
                 ["tar", "--numeric-owner", "-C", str(tree), "-cf", str(tar), "."],
                 600.0,
                 "tar",
@@ -185,22 +193,3 @@ def _empty_dir(path: Path) -> None:
                 shutil.rmtree(entry)
         else:
             entry.unlink()
-
-
-def _run(argv: list[str], timeout: float, what: str, log_file: Path) -> None:
-    """Run a build step with a deadline; on failure the error carries the end of its output."""
-    with log_file.open("wb") as out:
-        try:
-            proc = subprocess.run(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ProberError(f"{what} did not finish within {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        tail = log_file.read_text(errors="replace").strip().splitlines()[-3:]
-        raise ProberError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")

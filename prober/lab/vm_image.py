@@ -21,6 +21,7 @@ from pathlib import Path
 
 from prober.errors import ProberError
 from prober.lab import base_image, vm_cache, vm_config
+from prober.lab.vm_steps import run_step
 
 # Bump when the build steps below change: the recipe hash includes it.
 IMAGE_RECIPE = "1"
@@ -116,9 +117,11 @@ def ensure_image(cache: Path, kernel: str, log: Log, prune: bool = False) -> Ima
         try:
             _build(tmp, tarball, sources, kernel, kernel_version, recipe, log)
             os.rename(tmp, images_dir(cache) / recipe)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 shutil.copyfile(tmp / "build.log", last_build_log(cache))
+            if isinstance(exc, ProberError):
+                raise ProberError(f"{exc} (full log: {last_build_log(cache)})") from None
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -234,9 +237,13 @@ def _chroot_argv(tree: Path, script: str) -> list[str]:
         'mount --bind /dev "$t/dev"; mount --bind /dev/pts "$t/dev/pts"; '
         'exec chroot "$t" /bin/sh -c "$2"'
     )
+    # A PID namespace too: killing unshare (--kill-child) ends every process of the build.
     return [
         "unshare",
         "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
         "--propagation",
         "private",
         "--",
@@ -277,28 +284,7 @@ def _chroot_output(tree: Path, script: str, out: Path) -> str:
 def _step(
     argv: list[str], timeout: float, what: str, out: Path, env: dict[str, str] | None = None
 ) -> None:
-    """Run one build step with a deadline, its output kept in ``out/build.log``."""
-    with (out / "build.log").open("ab") as log_file:
-        log_file.write(f"$ {' '.join(argv)}\n".encode())
-        log_file.flush()
-        try:
-            proc = subprocess.run(
-                argv,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=timeout,
-                env=env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ProberError(f"{what} did not finish within {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        lines = (out / "build.log").read_text(errors="replace").strip().splitlines()
-        raise ProberError(
-            f"{what} failed (exit {proc.returncode}): {' | '.join(lines[-4:])} "
-            "(full log kept in the cache as vm/last-build.log)"
-        )
+    run_step(argv, timeout, what, out / "build.log", env)
 
 
 def _remove_other_images(cache: Path, keep: str) -> None:

@@ -182,17 +182,20 @@ def kill(pid: int, run: RunDir) -> None:
         raise ProberError(f"qemu (pid {pid}) survived SIGKILL for 30 s")
 
 
-def request_poweroff(run: RunDir) -> bool:
-    """Ask the guest's init to stop dockerd and power off; False if the port is unreachable."""
+def request_poweroff(run: RunDir, pid: int, timeout: float) -> bool:
+    """Ask the guest's init to stop dockerd and power off; True when QEMU then exited.
+
+    The connection stays open until QEMU exits: QEMU reads the line only once the guest
+    has the port open, and may drop what is left unread when the host side hangs up.
+    """
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(5.0)
             sock.connect(str(run.ctl))
             sock.sendall(b"poweroff\n")
-            time.sleep(0.5)  # let QEMU pass the line on before the connection closes
+            return wait_gone(pid, run, timeout)
     except OSError:
         return False
-    return True
 
 
 def qmp(run: RunDir, command: str, timeout: float = 5.0) -> dict[str, object]:
@@ -218,7 +221,7 @@ def stop(pid: int, run: RunDir, timeout: float) -> str:
     """Clean shutdown, then QMP quit, then SIGKILL; returns which one ended QEMU."""
     if not is_ours(pid, run):
         return "not running"
-    if request_poweroff(run) and wait_gone(pid, run, timeout):
+    if request_poweroff(run, pid, timeout):
         return "guest powered off"
     with contextlib.suppress(OSError, ValueError):
         qmp(run, "quit")

@@ -26,6 +26,7 @@ BASE_LABEL = "org.prober.base.recipe"
 TARBALL_RECIPE = "1"
 DEBOOTSTRAP_TIMEOUT = 1200.0
 LOCK_TIMEOUT = 1800.0
+IMPORT_TIMEOUT = 900.0
 
 MIRROR_ENV = "PROBER_DEBIAN_MIRROR"
 SECURITY_MIRROR_ENV = "PROBER_DEBIAN_SECURITY_MIRROR"
@@ -174,13 +175,19 @@ def import_base_image(client: Any, tag: str = BASE_IMAGE, cache: Path | None = N
     except docker.errors.ImageNotFound:
         pass
     repository, _, version = tag.rpartition(":")
-    with tarball.open("rb") as stream:
-        client.api.import_image(
-            src=stream,
-            repository=repository or tag,
-            tag=version if repository else None,
-            changes=[f"LABEL {BASE_LABEL}={recipe}", 'CMD ["/bin/bash"]'],
-        )
+    # The daemon answers only once the import is done: tens of seconds in a TCG guest.
+    saved_timeout = client.api.timeout
+    client.api.timeout = max(saved_timeout, IMPORT_TIMEOUT)
+    try:
+        with tarball.open("rb") as stream:
+            client.api.import_image(
+                src=stream,
+                repository=repository or tag,
+                tag=version if repository else None,
+                changes=[f"LABEL {BASE_LABEL}={recipe}", 'CMD ["/bin/bash"]'],
+            )
+    finally:
+        client.api.timeout = saved_timeout
     return str(client.images.get(tag).id)
 
 

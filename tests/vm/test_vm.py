@@ -214,3 +214,27 @@ def _read(images: Path) -> str:
         except OSError:
             return ""
     return ""
+
+
+def test_two_concurrent_ups_share_one_vm(vm_docker_host: str) -> None:
+    vm.stop()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "prober", "lab", "vm", "up"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        outputs = [proc.communicate(timeout=900) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [proc.returncode for proc in procs] == [0, 0], [err for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0] == f"export DOCKER_HOST={vm_docker_host}\n"
+    assert len(live_qemu_using(run_dir())) == 1
+    assert vm.stop() == "guest powered off"
+    assert live_qemu_using(run_dir()) == []

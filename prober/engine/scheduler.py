@@ -61,6 +61,9 @@ class Runner:
         missing = exp.hosts - target.hosts
         if missing:
             return f"needs hosts this target lacks ({', '.join(sorted(missing))}): a lab target"
+        lacking = exp.requires - target.features
+        if lacking:
+            return f"needs {', '.join(sorted(lacking))}, which this target does not offer"
         if exp.needs_smb and target.smb is None:
             return "needs an SMB server (an smb target): LockFileEx is sent as SMB2 LOCK"
         for step in exp.steps:

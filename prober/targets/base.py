@@ -32,6 +32,9 @@ class PreparedTarget:
     # For targets served over SMB: how a wire client reaches the share (server, port,
     # share, username, password) and `root`, the workdir's path inside the share.
     smb: dict[str, Any] | None = None
+    # What this target offers that some experiments require (catalogue `requires:`), e.g.
+    # "cifs-mount": client hosts see the share through the Linux kernel's cifs client.
+    features: frozenset[str] = frozenset()
 
 
 class Cleanup(Protocol):

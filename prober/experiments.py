@@ -53,17 +53,13 @@ AGENT_OPS = frozenset(
     }
 )
 CONTROL_OPS = frozenset({"kill", "await", "blocked", "check-disjoint", "pause"})
-STEP_KEYS = frozenset(
+# Fields that say how a step runs and what it should give; every other field is an
+# argument of the call.
+STEP_META_KEYS = frozenset(
+    {"actor", "op", "expect", "decisive", "label", "async", "timeout", "metric", "since"}
+)
+STEP_ARG_KEYS = frozenset(
     {
-        "actor",
-        "op",
-        "expect",
-        "decisive",
-        "label",
-        "async",
-        "timeout",
-        "metric",
-        "since",
         "handle",
         "path",
         "to",
@@ -92,6 +88,7 @@ STEP_KEYS = frozenset(
         "delete",
     }
 )
+STEP_KEYS = STEP_META_KEYS | STEP_ARG_KEYS
 EXPERIMENT_KEYS = frozenset(
     {"id", "apis", "question", "source", "setup", "actors", "steps", "requires", "notes"}
 )
@@ -288,21 +285,7 @@ def _steps(
                 sline, f"{where}.actor", f"{actor!r} is not a declared actor ({', '.join(actors)})"
             )
         args = {
-            k: _subst(v, api)
-            for k, v in item.items()
-            if k
-            not in (
-                "actor",
-                "op",
-                "expect",
-                "decisive",
-                "label",
-                "async",
-                "timeout",
-                "metric",
-                "since",
-                "__line__",
-            )
+            k: _subst(v, api) for k, v in item.items() if k not in STEP_META_KEYS | {"__line__"}
         }
         if op in ("lock", "unlock", "test", "hold-loop"):
             args.setdefault("api", api)

@@ -1,0 +1,1 @@
+"""`prober check PATH`: probe an existing mount in seconds, inside a private subdirectory."""

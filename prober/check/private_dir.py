@@ -1,0 +1,222 @@
+"""The fresh private subdirectory `prober check` works in, and its removal.
+
+Everything is done relative to directory file descriptors and never follows a symlink:
+PATH is opened once; the subdirectory is made with mkdir(2) (which fails rather than follow
+a symlink planted at its name) and reopened with O_NOFOLLOW; removal walks the tree with
+``*at()`` calls, unlinks symlinks instead of following them and never crosses into another
+filesystem. Nothing outside the subdirectory is created, changed or removed.
+
+A check killed with SIGKILL cannot clean up. Its subdirectory carries this machine's boot id
+and the owner's pid in its name, so the next check on the same PATH (or ``prober check
+--clean PATH``) removes it once that process is gone. Subdirectories left by another machine
+or an earlier boot are reported, never touched: their owner may still be running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prober.errors import ProberError, UsageError
+
+PREFIX = ".prober-check-"
+# .prober-check-<boot id, 8 hex>-<pid>-<random, 8 hex>
+_NAME = re.compile(r"^\.prober-check-([0-9a-f]{8})-([0-9]+)-([0-9a-f]{8})$")
+# Traversable by the unprivileged uid that the read-only-directory rows run as.
+DIR_MODE = 0o755
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def boot_id() -> str:
+    """This boot of this machine (random per boot, proc(5) /proc/sys/kernel/random/boot_id)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    except OSError:
+        return "00000000"
+
+
+def make_name(pid: int | None = None) -> str:
+    return f"{PREFIX}{boot_id()[:8]}-{pid or os.getpid()}-{secrets.token_hex(4)}"
+
+
+def open_base(path: Path) -> tuple[int, Path]:
+    """Open PATH (the user named it, so a symlink *as* PATH is followed once, and reported
+    as the resolved path); returns the directory fd and the resolved path."""
+    if not os.path.lexists(path):
+        raise UsageError(f"{path} does not exist; give an existing directory on the storage")
+    resolved = Path(os.path.realpath(path))
+    try:
+        fd = os.open(resolved, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except NotADirectoryError:
+        raise UsageError(f"{path} is not a directory; give a directory on the storage") from None
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: cannot open it ({exc.strerror}); give a readable directory"
+        ) from None
+    return fd, resolved
+
+
+def is_readonly(base_fd: int) -> bool:
+    return bool(os.fstatvfs(base_fd).f_flag & os.ST_RDONLY)
+
+
+@dataclass
+class PrivateDir:
+    """A subdirectory of PATH this process created; ``path`` is how agents reach it."""
+
+    base_fd: int
+    base: Path
+    name: str
+    fd: int
+
+    @property
+    def path(self) -> Path:
+        return self.base / self.name
+
+    def verify(self) -> None:
+        """The name still leads to the directory we hold open (nobody swapped it)."""
+        try:
+            now = os.stat(self.name, dir_fd=self.base_fd, follow_symlinks=False)
+        except OSError as exc:
+            raise ProberError(
+                f"{self.path} vanished while the check ran ({exc.strerror})"
+            ) from None
+        held = os.fstat(self.fd)
+        if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise ProberError(f"{self.path} was replaced while the check ran; stopped")
+
+
+def create(base_fd: int, base: Path) -> PrivateDir:
+    name = make_name()
+    try:
+        os.mkdir(name, DIR_MODE, dir_fd=base_fd)  # EEXIST on anything there, a symlink too
+    except FileExistsError:
+        raise ProberError(f"{base / name} exists already; run the check again") from None
+    except OSError as exc:
+        raise ProberError(
+            f"cannot create a private subdirectory in {base} ({exc.strerror}); "
+            "give a directory this user can write"
+        ) from None
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=base_fd)
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() and os.geteuid() != 0:
+            os.close(fd)
+            raise ProberError(f"{base / name} is not owned by this user after mkdir; stopped")
+        os.fchmod(fd, DIR_MODE)  # despite the umask
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=base_fd)
+        raise
+    return PrivateDir(base_fd, base, name, fd)
+
+
+def remove(private: PrivateDir) -> None:
+    """Remove the subdirectory and everything in it; closes its fd."""
+    with contextlib.suppress(OSError):
+        os.close(private.fd)
+    remove_at(private.base_fd, private.name)
+
+
+def remove_at(parent_fd: int, name: str) -> None:
+    """Remove ``name`` under ``parent_fd`` recursively without following any symlink."""
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=parent_fd)
+        return
+    parent_dev = os.fstat(parent_fd).st_dev
+    if st.st_dev != parent_dev:
+        raise ProberError(f"not removing {name}: another filesystem is mounted there")
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        held = os.fstat(fd)
+        if (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
+            raise ProberError(f"not removing {name}: it changed while being removed")
+        # Some rows make read-only directories; a non-root owner needs write access back.
+        if stat.S_IMODE(held.st_mode) & 0o700 != 0o700:
+            os.fchmod(fd, stat.S_IMODE(held.st_mode) | 0o700)
+        for entry in os.listdir(fd):
+            remove_at(fd, entry)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    name: str
+    boot: str
+    pid: int
+    stale: bool  # its owner is gone (same boot, pid not running): safe to remove
+    why: str
+
+
+def _pid_is_check(pid: int) -> bool:
+    """Is ``pid`` running, and is it a prober process (not a reused pid)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # exists but unreadable: assume it is ours to be safe
+    return b"prober" in cmdline
+
+
+def leftovers(base_fd: int) -> list[Leftover]:
+    """Subdirectories of earlier checks in PATH (symlinks with such names are ignored)."""
+    found: list[Leftover] = []
+    mine = boot_id()[:8]
+    for name in sorted(os.listdir(base_fd)):
+        match = _NAME.match(name)
+        if not match:
+            continue
+        try:
+            st = os.stat(name, dir_fd=base_fd, follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue  # a symlink or file wearing our name: not ours
+        boot, pid = match[1], int(match[2])
+        if pid == os.getpid() and boot == mine:
+            continue
+        if boot != mine:
+            why = "made on another machine or before a reboot; remove it by hand if no check runs"
+            found.append(Leftover(name, boot, pid, False, why))
+        elif _pid_is_check(pid):
+            found.append(Leftover(name, boot, pid, False, f"its check (pid {pid}) is running"))
+        elif st.st_uid != os.geteuid() and os.geteuid() != 0:
+            found.append(Leftover(name, boot, pid, False, f"owned by uid {st.st_uid}"))
+        else:
+            found.append(Leftover(name, boot, pid, True, f"its check (pid {pid}) is gone"))
+    return found
+
+
+def clean_stale(base_fd: int) -> tuple[list[str], list[Leftover]]:
+    """Remove stale subdirectories; returns (removed names, ones left in place)."""
+    removed: list[str] = []
+    kept: list[Leftover] = []
+    for item in leftovers(base_fd):
+        if item.stale:
+            remove_at(base_fd, item.name)
+            removed.append(item.name)
+        else:
+            kept.append(item)
+    return removed, kept
+
+
+@contextlib.contextmanager
+def opened_base(path: Path) -> Iterator[tuple[int, Path]]:
+    fd, resolved = open_base(path)
+    try:
+        yield fd, resolved
+    finally:
+        os.close(fd)

@@ -1,0 +1,369 @@
+"""The check's report: one dict (what --json prints and the peer receives), rendered as
+text or Markdown. Both sides of a two-host check render the same dict, so they print the
+same verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from prober.check.advice import Advice
+from prober.check.guarantees import Judged
+from prober.check.profiles import ProfileAnswer
+from prober.engine.outcome import Verdict
+from prober.errors import EXIT_ENVIRONMENT, EXIT_FINDING, EXIT_HANG, EXIT_OK
+from prober.results import Cell
+
+SCHEMA = "prober-check"
+SCHEMA_VERSION = 1
+LOCK_APIS = ("flock", "posix", "ofd")
+LOCAL_ONLY_KEYS = {
+    "nobrl": "nobrl",
+    "localflock": "localflock",
+}
+
+
+def server_export(fp: dict[str, Any]) -> tuple[str | None, str | None]:
+    """NFS ``server:/export`` and SMB ``//server/share`` sources, split."""
+    source = str(fp.get("mount_source") or "")
+    fstype = str(fp.get("fstype") or "")
+    if fstype.startswith("nfs") and ":" in source:
+        server, _, export = source.rpartition(":")
+        return server.strip("[]"), export
+    if source.startswith("//"):
+        server, _, share = source[2:].partition("/")
+        return server, "/" + share
+    return None, None
+
+
+def local_only_options(fp: dict[str, Any]) -> list[str]:
+    """Mount options that keep locks on this client (nfs(5), mount.cifs(8), Lustre)."""
+    opts = fp.get("lock_options") or {}
+    found = [key for key in LOCAL_ONLY_KEYS if opts.get(key)]
+    local_lock = opts.get("local_lock")
+    if local_lock and local_lock != "none":
+        found.append(f"local_lock={local_lock}")
+    if opts.get("nolock") and str(fp.get("fstype", "")).startswith("nfs"):
+        found.append("nolock")
+    return found
+
+
+def _describe(cells: list[Cell], scope: str) -> tuple[str, str]:
+    """(status, phrase) for the rows answering "does it exclude <scope>"."""
+    verdicts = {c.verdict for c in cells}
+    if not cells:
+        return "not-verified", f"not verified {scope}"
+    if Verdict.NO_EXCLUSION.value in verdicts:
+        rows = ", ".join(c.experiment for c in cells if c.verdict == Verdict.NO_EXCLUSION.value)
+        return "broken", f"DOES NOT EXCLUDE {scope} ({rows})"
+    if Verdict.HANG.value in verdicts:
+        return "hang", f"a lock call hung {scope}"
+    if Verdict.UNSUPPORTED.value in verdicts:
+        codes = sorted({c.outcome for c in cells if c.verdict == Verdict.UNSUPPORTED.value})
+        return "unsupported", f"unsupported {scope} ({', '.join(codes)})"
+    if verdicts == {Verdict.AS_REFERENCE.value}:
+        return "ok", f"excludes {scope}"
+    if verdicts <= {Verdict.NOT_APPLICABLE.value}:
+        return "not-verified", f"not checked {scope} ({cells[0].explanation})"
+    odd = [c for c in cells if c.verdict not in (Verdict.AS_REFERENCE.value,)]
+    return "differs", f"differs {scope} ({odd[0].experiment}: {odd[0].outcome})"
+
+
+def api_lines(cells: dict[str, Cell], fp: dict[str, Any], readonly: bool) -> list[dict[str, str]]:
+    lines: list[dict[str, str]] = []
+    local_only = local_only_options(fp)
+    for api in LOCK_APIS:
+        if readonly:
+            cell = cells.get(f"setup.lock-directory.{api}")
+            if cell is None:
+                continue
+            if cell.verdict == Verdict.AS_REFERENCE.value:
+                text = (
+                    "a shared lock on PATH itself works on this read-only mount; exclusion "
+                    "not checked (no lock file can be created here)"
+                )
+                status = "not-verified"
+            else:
+                status, text = _describe([cell], "on this read-only mount")
+            lines.append({"api": api, "status": status, "text": f"{api}: {text}"})
+            continue
+        proc = [
+            cells[r]
+            for r in (f"{api}.exclusive-exclusive.processes", f"{api}.shared-exclusive.processes")
+            if r in cells
+        ]
+        host = [
+            cells[r]
+            for r in (f"{api}.exclusive.clients", f"{api}.shared-exclusive.clients")
+            if r in cells
+        ]
+        status, text = _describe(proc, "across processes on this host")
+        host_status, host_text = _describe(host, "across hosts")
+        parts = [text, host_text]
+        if local_only and host_status != "broken":
+            parts.append(f"mount options keep locks on this client ({', '.join(local_only)})")
+        others = [
+            c
+            for c in cells.values()
+            if c.api == api
+            and c not in proc
+            and c not in host
+            and c.verdict not in (Verdict.AS_REFERENCE.value, Verdict.NOT_APPLICABLE.value)
+        ]
+        if others:
+            parts.append(
+                f"{len(others)} other row(s) differ from the reference "
+                f"({', '.join(c.experiment + ': ' + c.outcome for c in others[:3])}"
+                f"{', ...' if len(others) > 3 else ''})"
+            )
+        worst = status if status != "ok" else host_status
+        lines.append({"api": api, "status": worst, "text": f"{api}: " + "; ".join(parts)})
+    files = [
+        cells[r] for r in ("setup.excl-create-lockfile", "setup.hardlink-lockfile") if r in cells
+    ]
+    if files:
+        status, text = _describe(files, "across processes on this host")
+        cross = [cells[r] for r in ("setup.excl-create-lockfile.clients",) if r in cells]
+        _, cross_text = _describe(cross, "across hosts")
+        text = text.replace("excludes", "one process wins")
+        cross_text = cross_text.replace("excludes", "one process wins")
+        lines.append(
+            {
+                "api": "lockfile",
+                "status": status,
+                "text": f"lock files (O_EXCL create, link): {text}; {cross_text}",
+            }
+        )
+    return lines
+
+
+def exit_decision(
+    cells: dict[str, Cell],
+    judged: list[Judged],
+    answers: list[ProfileAnswer],
+) -> tuple[int, str]:
+    """The exit code (README) and one sentence saying why."""
+    if judged or answers:
+        required = [j.worst for j in judged if not j.holds] + [
+            a.worst for a in answers if a.answer in ("broken", "not verified")
+        ]
+        names = [j.guarantee.name for j in judged if not j.holds] + [
+            f"profile {a.profile.name}" for a in answers if a.answer in ("broken", "not verified")
+        ]
+        scope = "required"
+    else:  # nothing named: any lock that failed to exclude, any hang
+        required = [
+            c.verdict
+            for c in cells.values()
+            if c.verdict in (Verdict.NO_EXCLUSION.value, Verdict.HANG.value)
+        ]
+        names = [
+            c.experiment
+            for c in cells.values()
+            if c.verdict in (Verdict.NO_EXCLUSION.value, Verdict.HANG.value)
+        ]
+        scope = "checked"
+    if Verdict.NO_EXCLUSION.value in required:
+        return EXIT_FINDING, f"a lock was granted where it had to exclude ({', '.join(names)})"
+    if Verdict.HANG.value in required:
+        return EXIT_HANG, f"a call hung past its deadline ({', '.join(names)})"
+    if required:
+        return EXIT_ENVIRONMENT, f"unsupported, not verified or differing: {', '.join(names)}"
+    return EXIT_OK, f"every {scope} guarantee holds"
+
+
+def build(
+    *,
+    path: str,
+    private_name: str | None,
+    fingerprint: dict[str, Any],
+    readonly: bool,
+    cells: list[Cell],
+    skipped: dict[str, str],
+    judged: list[Judged],
+    answers: list[ProfileAnswer],
+    advice: list[Advice],
+    peer: dict[str, Any] | None,
+    wall_time_s: float,
+    cleaned: list[str],
+) -> dict[str, Any]:
+    by_id = {c.experiment: c for c in cells}
+    code, reason = exit_decision(by_id, judged, answers)
+    server, export = server_export(fingerprint)
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "path": path,
+        "private_dir": private_name,
+        "mode": "read-only" if readonly else "read-write",
+        "fingerprint": {**fingerprint, "server": server, "export": export},
+        "peer": peer,
+        "summary": api_lines(by_id, fingerprint, readonly),
+        "guarantees": [
+            {
+                "name": j.guarantee.name,
+                "meaning": j.guarantee.meaning,
+                "holds": j.holds,
+                "rows": j.verdicts,
+            }
+            for j in judged
+        ],
+        "profiles": [a.to_dict() for a in answers],
+        "advice": [a.to_dict() for a in advice],
+        "counts": _counts(cells),
+        "differs": [
+            {
+                "row": c.experiment,
+                "verdict": c.verdict,
+                "outcome": c.outcome,
+                "reference": c.reference,
+                "why": c.explanation,
+            }
+            for c in cells
+            if c.verdict not in (Verdict.AS_REFERENCE.value, Verdict.NOT_APPLICABLE.value)
+        ],
+        "skipped": skipped,
+        "stale_removed": cleaned,
+        "exit_code": code,
+        "exit_reason": reason,
+        "wall_time_s": round(wall_time_s, 3),
+        "cells": [asdict(c) for c in cells],
+    }
+
+
+def _counts(cells: list[Cell]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for cell in cells:
+        counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _fingerprint_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
+    fp = report["fingerprint"]
+    opts = fp.get("lock_options") or {}
+    where = f"{fp.get('fstype')} (statfs: {fp.get('statfs_name')})"
+    if fp.get("mount_point"):
+        where += f", mounted at {fp['mount_point']}"
+    rows = [("filesystem", where)]
+    if fp.get("server"):
+        rows.append(("server", f"{fp['server']}, export {fp.get('export')}"))
+    else:
+        rows.append(("source", str(fp.get("mount_source"))))
+    rows.append(
+        (
+            "lock options",
+            ", ".join(k if v is True else f"{k}={v}" for k, v in opts.items())
+            or "none that change lock behaviour",
+        )
+    )
+    rows.append(
+        ("kernel", f"{fp.get('kernel')}, prober {fp.get('prober_version')}, uid {fp.get('euid')}")
+    )
+    peer = report.get("peer")
+    if peer:
+        rows.append(
+            (
+                "peer",
+                f"{peer.get('host')} (kernel {peer.get('kernel')}"
+                f"{', the same kernel' if peer.get('same_kernel') else ''})",
+            )
+        )
+    return rows
+
+
+def _skipped_groups(skipped: dict[str, str]) -> dict[str, int]:
+    groups: dict[str, int] = {}
+    for why in skipped.values():
+        groups[why] = groups.get(why, 0) + 1
+    return groups
+
+
+def render_text(report: dict[str, Any]) -> str:
+    out = [f"prober check {report['path']} ({report['mode']})"]
+    out += [f"  {k:<13}{v}" for k, v in _fingerprint_lines(report)]
+    out.append("")
+    out += [line["text"] for line in report["summary"]]
+    if report["guarantees"]:
+        out.append("")
+        for g in report["guarantees"]:
+            state = "holds" if g["holds"] else "DOES NOT HOLD"
+            rows = ", ".join(f"{r}: {v}" for r, v in g["rows"].items())
+            out.append(f"required {g['name']}: {state} ({rows})")
+    for p in report["profiles"]:
+        out.append("")
+        out.append(f"profile {p['profile']} - {p['title']}: {p['answer']}")
+        out += [f"  - {e}" for e in p["evidence"]]
+    if report["differs"]:
+        out.append("")
+        out.append("rows that differ from the reference:")
+        out += [
+            f"  - {d['row']}: {d['verdict']} ({d['outcome']}, reference {d['reference']})"
+            + (f": {d['why']}" if d["why"] else "")
+            for d in report["differs"]
+        ]
+    if report["advice"]:
+        out.append("")
+        out.append("advice:")
+        for a in report["advice"]:
+            out.append(f"  - {a['problem']}: {a['advice']}")
+    if report["skipped"]:
+        out.append("")
+        groups = _skipped_groups(report["skipped"])
+        out.append(f"skipped {len(report['skipped'])} row(s):")
+        out += [f"  - {n} row(s): {why}" for why, n in groups.items()]
+    counts = ", ".join(f"{n} {v}" for v, n in report["counts"].items())
+    out.append("")
+    out.append(
+        f"{sum(report['counts'].values())} rows run in {report['wall_time_s']:.1f} s ({counts})"
+    )
+    out.append(f"exit {report['exit_code']}: {report['exit_reason']}")
+    return "\n".join(out) + "\n"
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_md(report: dict[str, Any]) -> str:
+    out = [f"## prober check `{report['path']}` ({report['mode']})", ""]
+    out += ["| | |", "|---|---|"]
+    out += [f"| {k} | {_md(v)} |" for k, v in _fingerprint_lines(report)]
+    out += ["", "### Summary", ""]
+    out += [
+        f"- **{line['api']}**: {_md(line['text'].split(': ', 1)[-1])}" for line in report["summary"]
+    ]
+    if report["guarantees"]:
+        out += ["", "### Required guarantees", "", "| guarantee | holds | rows |", "|---|---|---|"]
+        for g in report["guarantees"]:
+            rows = ", ".join(f"`{r}` {v}" for r, v in g["rows"].items())
+            out.append(f"| `{g['name']}` | {'yes' if g['holds'] else '**no**'} | {_md(rows)} |")
+    for p in report["profiles"]:
+        out += ["", f"### Profile `{p['profile']}`: {p['answer']}", "", _md(p["title"]), ""]
+        out += [f"- {_md(e)}" for e in p["evidence"]]
+    if report["differs"]:
+        out += [
+            "",
+            "### Rows that differ from the reference",
+            "",
+            "| row | verdict | outcome | reference | why |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| `{d['row']}` | {d['verdict']} | {d['outcome']} | {d['reference']} "
+            f"| {_md(d['why'])} |"
+            for d in report["differs"]
+        ]
+    if report["advice"]:
+        out += ["", "### Advice", ""]
+        out += [f"- **{_md(a['problem'])}**: {_md(a['advice'])}" for a in report["advice"]]
+    if report["skipped"]:
+        out += ["", f"### Skipped ({len(report['skipped'])})", ""]
+        out += [
+            f"- {n} row(s): {_md(why)}" for why, n in _skipped_groups(report["skipped"]).items()
+        ]
+    out += [
+        "",
+        f"Exit {report['exit_code']}: {_md(report['exit_reason'])} ({report['wall_time_s']:.1f} s)",
+        "",
+    ]
+    return "\n".join(out)

@@ -134,6 +134,68 @@ def diff(
     _finish(lambda: cmd.run(old=old, new=new, fmt=format, out=out))
 
 
+@app.command()
+def check(
+    path: Annotated[Path, typer.Argument(help="A directory on the storage to check.")],
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Tool profile(s), comma-separated: uv, cargo, filelock, sqlite, git."),
+    ] = None,
+    require: Annotated[
+        str | None,
+        typer.Option(
+            help="Guarantees that must hold, comma-separated, e.g. flock:cross-process,"
+            "posix:cross-host (an unknown name lists the valid ones)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    format: Annotated[
+        str, typer.Option("--format", help="text (default) or md (Markdown).")
+    ] = "text",
+    peer: Annotated[
+        bool, typer.Option("--peer", help="Two-host mode: print a join token and wait for it.")
+    ] = False,
+    join: Annotated[
+        str | None,
+        typer.Option(
+            "--join",
+            metavar="TOKEN",
+            help="Join a two-host check started with --peer (that side's options decide).",
+        ),
+    ] = None,
+    peer_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the other host to join or appear.")
+    ] = 120.0,
+    step_timeout: Annotated[
+        float, typer.Option(help="Deadline in seconds for a single blocking call.")
+    ] = 5.0,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            "--clean", help="Only remove check directories in PATH left by killed checks."
+        ),
+    ] = False,
+) -> None:
+    """Will locking work on this existing storage? Exit 0 holds, 1 no exclusion, 2 usage,
+    3 unsupported or error, 4 hang."""
+    from prober.commands import check as cmd
+
+    _finish(
+        lambda: cmd.run(
+            path=path,
+            profile=profile,
+            require=require,
+            as_json=as_json,
+            fmt=format,
+            peer=peer,
+            join=join,
+            peer_timeout=peer_timeout,
+            step_timeout=step_timeout,
+            clean=clean,
+        )
+    )
+
+
 @vm_app.command("up")
 def vm_up(
     kernel: Annotated[

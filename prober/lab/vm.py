@@ -134,13 +134,15 @@ def ensure_running(
         qemu = base_image.require_tool("qemu-system-x86_64", "qemu-system-x86")
         entry = vm_image.ensure_image(cache, config.kernel, log, prune=True)
         data = _ensure_data_disk(cache, entry.recipe, log)
+        failure = ""
         for accel in _accels(config, cache, qemu):
             try:
                 return _boot(qemu, run, entry, data, config, accel, log)
             except KvmBroken as exc:
-                _remember_kvm(cache, qemu, works=False, why=str(exc))
-                log(f"KVM does not boot the guest here ({exc}); falling back to TCG")
-        raise ProberError("no accelerator could boot the VM")  # pragma: no cover
+                failure = str(exc)
+                _remember_kvm(cache, qemu, works=False, why=failure)
+                log(f"KVM does not boot the guest here ({exc})")
+        raise ProberError(f"KVM did not boot the guest ({failure}); use --accel tcg or auto")
 
 
 def _check_compatible(current: VmStatus, config: VmConfig) -> None:

@@ -84,6 +84,7 @@ def warm(runs: int) -> None:
 def host_dockerd() -> Iterator[Any]:
     """A private dockerd on this host (own socket and data root), stopped afterwards."""
     import docker
+    import docker.errors
 
     root = Path(tempfile.mkdtemp(prefix="prober-bench-dockerd-"))
     sock = root / "docker.sock"
@@ -96,14 +97,13 @@ def host_dockerd() -> Iterator[Any]:
         ],
         stdout=(root / "dockerd.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    client = docker.DockerClient(base_url=f"unix://{sock}", timeout=600)
+    client = None
     try:
         deadline = time.monotonic() + 60
-        while True:
+        while client is None:
             try:
-                client.ping()
-                break
-            except Exception:
+                client = docker.DockerClient(base_url=f"unix://{sock}", timeout=600)
+            except docker.errors.DockerException:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
                         f"host dockerd did not start; see {root}/dockerd.log"
@@ -111,7 +111,8 @@ def host_dockerd() -> Iterator[Any]:
                 time.sleep(0.5)
         yield client
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         proc.terminate()
         try:
             proc.wait(timeout=60)

@@ -118,6 +118,7 @@ def api_lines(cells: dict[str, Cell], fp: dict[str, Any], readonly: bool) -> lis
             )
         worst = status if status != "ok" else host_status
         lines.append({"api": api, "status": worst, "text": f"{api}: " + "; ".join(parts)})
+    lines += _interplay_lines(cells)
     files = [
         cells[r] for r in ("setup.excl-create-lockfile", "setup.hardlink-lockfile") if r in cells
     ]
@@ -132,6 +133,59 @@ def api_lines(cells: dict[str, Cell], fp: dict[str, Any], readonly: bool) -> lis
                 "api": "lockfile",
                 "status": status,
                 "text": f"lock files (O_EXCL create, link): {text}; {cross_text}",
+            }
+        )
+    return lines
+
+
+def _interplay(cell: Cell | None, scope: str) -> str | None:
+    if cell is None or cell.verdict == Verdict.NOT_APPLICABLE.value:
+        return None
+    if cell.outcome == "granted":
+        return f"independent {scope} (as flock(2) documents)"
+    if cell.outcome.startswith("denied"):
+        return f"they CONFLICT {scope} (flock is emulated with POSIX locks)"
+    return f"{cell.outcome} {scope}"
+
+
+def _interplay_lines(cells: dict[str, Cell]) -> list[dict[str, str]]:
+    parts = [
+        p
+        for p in (
+            _interplay(cells.get("cross.flock-vs-posix.processes"), "on this host"),
+            _interplay(cells.get("cross.flock-vs-posix.clients"), "across hosts"),
+        )
+        if p
+    ]
+    lines = []
+    if parts:
+        status = "differs" if any("CONFLICT" in p for p in parts) else "ok"
+        lines.append(
+            {
+                "api": "flock-vs-posix",
+                "status": status,
+                "text": "flock vs POSIX: " + "; ".join(parts),
+            }
+        )
+    latencies = []
+    for api in LOCK_APIS:
+        cell = cells.get(f"{api}.blocking-handoff.clients")
+        if cell is None:
+            continue
+        ns = cell.metrics.get("handoff_latency_ns")
+        if cell.verdict != Verdict.AS_REFERENCE.value:
+            latencies.append(f"{api} {cell.verdict} ({cell.outcome})")
+        elif isinstance(ns, int | float):
+            latencies.append(f"{api} {ns / 1e6:.1f} ms")
+        else:
+            latencies.append(f"{api} works (latency not measured: the hosts' clocks differ)")
+    if latencies:
+        lines.append(
+            {
+                "api": "handoff",
+                "status": "ok",
+                "text": "hand-off to a waiter on the other host (kernel time from "
+                "unlock to grant): " + ", ".join(latencies),
             }
         )
     return lines

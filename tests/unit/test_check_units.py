@@ -1,0 +1,171 @@
+"""The parts of `prober check` that need no lock: option vocabularies, the profiles file and
+its validation, row selection, token and source parsing, advice from mount options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prober.check import guarantees, peer, profiles, rows
+from prober.check.advice import advise
+from prober.check.report import local_only_options, server_export
+from prober.errors import UsageError
+from prober.experiments import load
+
+CATALOGUE = load()
+KNOWN = {e.id for e in CATALOGUE} | set(rows.CROSS_HOST_ROWS)
+
+
+def test_every_guarantee_names_rows_that_exist() -> None:
+    for guarantee in guarantees.GUARANTEES.values():
+        for row in guarantee.rows:
+            assert row in KNOWN, (guarantee.name, row)
+
+
+def test_require_vocabulary_errors_name_the_valid_guarantees() -> None:
+    with pytest.raises(UsageError, match=r"valid: .*flock:cross-process"):
+        guarantees.parse("flock:nope", two_host=False)
+    with pytest.raises(UsageError, match="needs two hosts"):
+        guarantees.parse("posix:cross-host", two_host=False)
+    assert [g.name for g in guarantees.parse("posix:cross-host, flock:shared", True)] == [
+        "posix:cross-host",
+        "flock:shared",
+    ]
+
+
+def test_the_shipped_profiles_load_and_cite_sources() -> None:
+    loaded = profiles.load(KNOWN)
+    assert set(loaded) == {"uv", "cargo", "filelock", "sqlite", "git"}
+    for profile in loaded.values():
+        assert profile.sources and profile.relies_on and profile.pattern
+        assert all(r.row in KNOWN for r in profile.relies_on)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("profiles: [{name: x", ":1: not valid YAML"),
+        ("nothing: 1", ":1: profiles: the file must hold a list"),
+        (
+            "profiles:\n  - name: x\n    title: t\n    pattern: p\n    sources: [s]\n"
+            "    relies_on:\n      - {row: no.such.row, why: w}\n",
+            ":7: x.relies_on: 'no.such.row' is not a catalogue row",
+        ),
+        (
+            "profiles:\n  - name: x\n    title: t\n    pattern: p\n    sources: [s]\n"
+            "    relies_on:\n      - {row: flock.shared-shared.processes}\n",
+            ":7: x.relies_on: each item needs `row` and `why`",
+        ),
+        (
+            "profiles:\n  - name: x\n    title: t\n    sources: [s]\n    colour: red\n"
+            "    relies_on: [{row: flock.shared-shared.processes, why: w}]\n",
+            ":2: x: unknown field(s) colour",
+        ),
+        (
+            "profiles:\n  - name: x\n    title: t\n    pattern: p\n    sources: [s]\n"
+            "    relies_on: [{row: flock.shared-shared.processes, why: w}]\n"
+            "    tolerates: {fine: ok}\n",
+            ":2: x.tolerates: 'fine' is not a verdict",
+        ),
+    ],
+)
+def test_profile_mistakes_are_reported_with_file_and_line(text: str, where: str) -> None:
+    with pytest.raises(UsageError) as info:
+        profiles.parse(text, "p.yaml", KNOWN)
+    assert str(info.value).startswith("p.yaml") and where in str(info.value)
+
+
+def test_unknown_profile_lists_the_valid_ones() -> None:
+    with pytest.raises(UsageError, match="valid: cargo, filelock, git, sqlite, uv"):
+        profiles.select(profiles.load(KNOWN), "uv,pip")
+
+
+def test_check_skips_lockfileex_and_bind_mount_rows_with_a_reason() -> None:
+    run, skipped = rows.local_rows(CATALOGUE)
+    assert all(e.hosts == {"client1"} for e in run)
+    assert not any(e.api == "lockfileex" or e.setup.mount == "readonly" for e in run)
+    assert skipped.get("setup.readonly-mount.flock")
+    assert {e.id for e in run} | set(skipped) >= {e.id for e in CATALOGUE if e.hosts == {"client1"}}
+
+
+def test_cross_host_rows_put_one_process_on_each_host() -> None:
+    cross = {e.id: e for e in rows.cross_host_rows(CATALOGUE)}
+    for api in ("flock", "posix", "ofd"):
+        exp = cross[f"{api}.exclusive.clients"]
+        assert exp.actors["A"].host == "client1" and exp.actors["B"].host == "client2"
+        assert exp.reference.startswith("denied")
+    handoff = cross["flock.blocking-handoff.clients"]
+    blocked = next(s for s in handoff.steps if s.op == "blocked")
+    assert blocked.args["seconds"] >= rows.CROSS_HOST_BLOCKED_S
+    assert "setup.excl-create-lockfile.clients" in cross
+
+
+def test_readonly_rows_lock_path_itself_with_a_shared_lock(tmp_path: Path) -> None:
+    ro = rows.readonly_rows(CATALOGUE, tmp_path)
+    assert {e.id for e in ro} == {f"setup.lock-directory.{a}" for a in ("flock", "posix", "ofd")}
+    for exp in ro:
+        opens = [s for s in exp.steps if s.op == "open"]
+        assert opens and all(s.args["path"] == str(tmp_path) for s in opens)
+        assert all(s.args.get("directory") for s in opens)  # O_RDONLY|O_DIRECTORY
+        assert all(not s.args.get("wait") for s in exp.steps if s.op == "lock")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "pc1:x:y",
+        "pc1:.prober-check-1-2-3:abc",
+        "pc2:.prober-check-0123abcd-1-0123abcd:" + "0" * 32,
+    ],
+)
+def test_bad_tokens_are_usage_errors(token: str) -> None:
+    with pytest.raises(UsageError, match="not a join token"):
+        peer.parse_token(token)
+
+
+def test_a_good_token_names_the_directory_and_nonce() -> None:
+    name = ".prober-check-0123abcd-42-89abcdef"
+    assert peer.parse_token(f"pc1:{name}:{'a' * 32}") == (name, "a" * 32)
+
+
+@pytest.mark.parametrize(
+    ("fstype", "source", "expected"),
+    [
+        ("nfs4", "10.0.0.5:/srv/share", ("10.0.0.5", "/srv/share")),
+        ("nfs", "[fe80::1]:/export", ("fe80::1", "/export")),
+        ("cifs", "//fileserver/team", ("fileserver", "/team")),
+        ("ext4", "/dev/vda", (None, None)),
+    ],
+)
+def test_server_and_export_from_the_mount_source(
+    fstype: str, source: str, expected: tuple[str | None, str | None]
+) -> None:
+    assert server_export({"fstype": fstype, "mount_source": source}) == expected
+
+
+@pytest.mark.parametrize(
+    ("fstype", "options", "key"),
+    [
+        ("cifs", {"nobrl": True, "vers": "3.1.1"}, "cifs-nobrl"),
+        ("nfs4", {"local_lock": "flock"}, "nfs-local-lock"),
+        ("nfs", {"nolock": True, "vers": "3"}, "nfs-nolock"),
+        ("lustre", {"localflock": True}, "lustre-localflock"),
+        ("lustre", {"noflock": True}, "lustre-noflock"),
+        ("fuse.sshfs", {"fuse_subtype": "sshfs"}, "fuse"),
+    ],
+)
+def test_mount_options_that_keep_locks_local_get_advice(
+    fstype: str, options: dict[str, object], key: str
+) -> None:
+    fp = {"fstype": fstype, "lock_options": options}
+    assert key in {a.key for a in advise({}, fp)}
+
+
+def test_local_only_options_follow_nfs5_and_mount_cifs8() -> None:
+    assert local_only_options({"fstype": "cifs", "lock_options": {"nobrl": True}}) == ["nobrl"]
+    assert local_only_options({"fstype": "nfs4", "lock_options": {"local_lock": "none"}}) == []
+    assert local_only_options({"fstype": "nfs", "lock_options": {"local_lock": "all"}}) == [
+        "local_lock=all"
+    ]

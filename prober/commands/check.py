@@ -39,8 +39,9 @@ from prober.targets.base import PreparedTarget
 
 FORMATS = ("text", "md")
 JOIN_RETRY_S = 0.2
-# Agents started ahead of time, in parallel: most rows use two or three processes.
-WARM_AGENTS = 3
+# Agents started ahead of time, in parallel: most rows use two or three processes, the
+# stress rows four.
+WARM_AGENTS = 4
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -187,6 +188,8 @@ def _check(
             to_run, skipped = rows.local_rows(catalogue)
             target = PreparedTarget("check", private.path, fp)
         pool.warm("client1", WARM_AGENTS)
+        if os.geteuid() == 0 and not readonly:  # rows marked unprivileged run as nobody
+            pool.warm("client1:unprivileged", 2)
         from prober.engine.scheduler import Runner
 
         runner = Runner(pool, cleanup, step_timeout)

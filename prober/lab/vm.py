@@ -109,7 +109,7 @@ def ensure_running(
     cache = cache or vm_cache.cache_root()
     run = _run_dir(cache)
 
-    if vm_status(cache, ping=False) is None:
+    if vm_status(cache, ping=False) is None and _qemu_pid(run) is None:
         # Bad input fails before anything is created, the lock file included.
         vm_config.check_port_free(config.port)
         vm_config.kernel_package_version(config.kernel)
@@ -129,6 +129,12 @@ def ensure_running(
                 )
             log(f"the VM is already running (pid {current.pid})")
             return current.docker_host
+        orphan = _qemu_pid(run)
+        if orphan is not None:
+            # A QEMU without a state file, and nobody else holds the lock: left by an `up`
+            # that was killed (SIGKILL) while booting. It still holds the port.
+            log(f"stopping a QEMU left by an interrupted boot (pid {orphan})")
+            vm_qemu.kill(orphan, run)
         _forget_stale(run)
         vm_config.check_port_free(config.port)
         qemu = base_image.require_tool("qemu-system-x86_64", "qemu-system-x86")
@@ -263,6 +269,12 @@ def _ensure_data_disk(cache: Path, recipe: str, log: Log) -> Path:
     return disk
 
 
+def _qemu_pid(run: RunDir) -> int | None:
+    """The pid of a live QEMU of this run directory, with or without a state file."""
+    pid = vm_qemu.read_pid(run)
+    return pid if pid is not None and vm_qemu.is_ours(pid, run) else None
+
+
 def _forget_stale(run: RunDir) -> None:
     """A state file whose QEMU is gone (host reboot, kill -9) must not be trusted."""
     run.state.unlink(missing_ok=True)
@@ -279,7 +291,8 @@ def stop(cache: Path | None = None, timeout: float = SHUTDOWN_TIMEOUT, log: Log 
             _forget_stale(run)
             return "not running"
         log(f"shutting down the VM (pid {pid})")
-        how = vm_qemu.stop(pid, run, timeout)
+        # Without a state file the guest never reached dockerd: no clean shutdown to wait for.
+        how = vm_qemu.stop(pid, run, timeout if run.state.exists() else 0.0)
         _forget_stale(run)
         return how
 

@@ -133,10 +133,10 @@ def save_load(source: Any, target: Any, tag: str) -> None:
     target.images.load(source.images.get(tag).save(chunk_size=1024 * 1024))
 
 
-def build(client: Any, tag: str) -> None:
+def build(client: Any, tag: str, network_mode: str | None = None) -> None:
     client.images.build(
         fileobj=io.BytesIO(NFS_DOCKERFILE.encode()), tag=tag, nocache=True, rm=True,
-        timeout=1800,
+        timeout=1800, network_mode=network_mode,
     )  # fmt: skip
 
 
@@ -168,7 +168,7 @@ def images(runs: int) -> None:
     keys = list(results)
     with host_dockerd() as host:
         base_image.import_base_image(host)
-        build(host, NFS_TAG)
+        build(host, NFS_TAG, network_mode="host")  # the private dockerd has no bridge
         for _ in range(runs):
             remove_image(guest, NFS_TAG)
             remove_image(guest, base_image.BASE_IMAGE)

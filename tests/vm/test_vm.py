@@ -238,3 +238,25 @@ def test_two_concurrent_ups_share_one_vm(vm_docker_host: str) -> None:
     assert len(live_qemu_using(run_dir())) == 1
     assert vm.stop() == "guest powered off"
     assert live_qemu_using(run_dir()) == []
+
+
+def test_up_replaces_the_qemu_of_a_killed_up(vm_docker_host: str) -> None:
+    vm.stop()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prober", "lab", "vm", "up"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not live_qemu_using(run_dir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    proc.kill()  # SIGKILL: no cleanup can run, the daemonized QEMU stays
+    proc.wait(timeout=30)
+    [orphan] = live_qemu_using(run_dir())
+    result = prober("lab", "vm", "up", timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "interrupted boot" in result.stderr
+    [running] = live_qemu_using(run_dir())
+    assert running != orphan
+    assert vm.stop() == "guest powered off"
+    assert live_qemu_using(run_dir()) == []

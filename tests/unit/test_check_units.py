@@ -169,3 +169,19 @@ def test_local_only_options_follow_nfs5_and_mount_cifs8() -> None:
     assert local_only_options({"fstype": "nfs", "lock_options": {"local_lock": "all"}}) == [
         "local_lock=all"
     ]
+
+
+def test_a_granted_lock_that_had_to_exclude_is_exit_1(tmp_path: Path) -> None:
+    from prober.check.report import exit_decision
+    from tests.unit.real_results import processes_cell
+
+    # A real call: flock(2) grants a second shared lock. Judged against an expectation of
+    # "denied", the engine calls that no-exclusion, and check must exit 1 for it.
+    cell = processes_cell(tmp_path, "t", "flock", "sh", "sh", "denied", "denied")
+    assert cell.outcome == "granted" and cell.verdict == "no-exclusion"
+    cells = {cell.experiment: cell}
+    judged = [guarantees.judge(guarantees.GUARANTEES["flock:shared"], cells)]
+    assert exit_decision(cells, judged, [])[0] == 1
+    assert exit_decision(cells, [], [])[0] == 1  # nothing required: still a finding
+    missing = [guarantees.judge(guarantees.GUARANTEES["posix:shared"], cells)]
+    assert exit_decision(cells, missing, [])[0] == 3  # not run is not a pass

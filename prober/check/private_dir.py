@@ -15,6 +15,7 @@ or an earlier boot are reported, never touched: their owner may still be running
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -62,6 +63,11 @@ def open_base(path: Path) -> tuple[int, Path]:
     return fd, resolved
 
 
+class ReadOnlyStorage(ProberError):
+    """mkdir(2) failed with EROFS although the mount is not flagged read-only (for example
+    an NFS export the server shares read-only): the check runs its read-only rows."""
+
+
 def is_readonly(base_fd: int) -> bool:
     return bool(os.fstatvfs(base_fd).f_flag & os.ST_RDONLY)
 
@@ -99,6 +105,13 @@ def create(base_fd: int, base: Path) -> PrivateDir:
     except FileExistsError:
         raise ProberError(f"{base / name} exists already; run the check again") from None
     except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise ReadOnlyStorage(f"{base} is on read-only storage") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise UsageError(
+                f"{base} is not writable by uid {os.geteuid()}; give a directory this user can "
+                "write (check works inside a private subdirectory it creates and removes)"
+            ) from None
         raise ProberError(
             f"cannot create a private subdirectory in {base} ({exc.strerror}); "
             "give a directory this user can write"

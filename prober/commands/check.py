@@ -149,25 +149,31 @@ def _check(
     readonly = private_dir.is_readonly(base_fd)
     if readonly and peer:
         raise UsageError(f"{base} is on a read-only mount; two-host mode needs writable storage")
-    if not readonly and not os.access(base, os.W_OK | os.X_OK):
-        raise UsageError(
-            f"{base} is not writable by uid {os.geteuid()}; give a directory this user can "
-            "write (check works inside a private subdirectory it creates and removes)"
-        )
-    cleaned: list[str] = []
+    private: private_dir.PrivateDir | None = None
     if not readonly:
-        cleaned, _ = private_dir.clean_stale(base_fd)
-        for name in cleaned:
-            _say(f"removed stale {base / name} left by a killed check")
-
+        try:  # first, so that an unwritable PATH is a usage error with nothing done
+            private = private_dir.create(base_fd, base)
+        except private_dir.ReadOnlyStorage:
+            if peer:
+                raise UsageError(
+                    f"{base} is read-only storage; two-host mode needs it writable"
+                ) from None
+            readonly = True
     cleanup = CleanupStack()
+    if private is not None:
+        made = private
+        cleanup.push(f"remove {private.path}", lambda: private_dir.remove(made))
     pool = AgentPool()
     previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
     cells: list[Cell] = []
+    cleaned: list[str] = []
     peer_info: dict[str, Any] | None = None
     leader: Leader | None = None
-    private: private_dir.PrivateDir | None = None
     try:
+        if private is not None:
+            cleaned, _ = private_dir.clean_stale(base_fd)
+            for name in cleaned:
+                _say(f"removed stale {base / name} left by a killed check")
         if readonly:
             scratch = Path(tempfile.mkdtemp(prefix="prober-check-"))  # outside PATH
             cleanup.push(f"remove {scratch}", lambda: shutil.rmtree(scratch, ignore_errors=True))
@@ -182,9 +188,7 @@ def _check(
                     )
             target = PreparedTarget("check", scratch, fp)
         else:
-            private = private_dir.create(base_fd, base)
-            made = private
-            cleanup.push(f"remove {private.path}", lambda: private_dir.remove(made))
+            assert private is not None
             to_run, skipped = rows.local_rows(catalogue)
             target = PreparedTarget("check", private.path, fp)
         pool.warm("client1", WARM_AGENTS)

@@ -164,9 +164,21 @@ def is_ours(pid: int, run: RunDir) -> bool:
     return b"qemu" in cmdline[0] and str(run.pidfile).encode() in cmdline
 
 
+def _exiting(pid: int) -> bool:
+    """A thread-group leader that exited while other threads still tear down (and still
+    hold QEMU's files and its listening port)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z" and len(tasks) > 1
+
+
 def wait_gone(pid: int, run: RunDir, timeout: float) -> bool:
+    """Wait until QEMU has fully exited: all its threads, hence its sockets and files."""
     deadline = time.monotonic() + timeout
-    while is_ours(pid, run):
+    while is_ours(pid, run) or _exiting(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.2)

@@ -246,13 +246,16 @@ def test_up_replaces_the_qemu_of_a_killed_up(vm_docker_host: str) -> None:
         [sys.executable, "-m", "prober", "lab", "vm", "up"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    run = vm_qemu.RunDir(run_dir())
     deadline = time.monotonic() + 120
-    while not live_qemu_using(run_dir()):
+    while (orphan := vm_qemu.read_pid(run)) is None or not vm_qemu.is_ours(orphan, run):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     proc.kill()  # SIGKILL: no cleanup can run, the daemonized QEMU stays
     proc.wait(timeout=30)
-    [orphan] = live_qemu_using(run_dir())
+    while live_qemu_using(run_dir()) != [orphan]:  # QEMU's launching parent exits soon
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     result = prober("lab", "vm", "up", timeout=900)
     assert result.returncode == 0, result.stderr
     assert "interrupted boot" in result.stderr

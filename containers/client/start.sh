@@ -1,0 +1,18 @@
+#!/bin/sh
+# PID 1 of a lab client: rpcbind and rpc.statd (NFSv3 locking needs them in the client's
+# network namespace), then idle. On SIGTERM it unmounts whatever the lab mounted.
+say() { echo "prober-client: $*"; }
+stop() {
+    for m in $(awk '$2 ~ "^/lab/" {print $2}' /proc/self/mounts | sort -r); do
+        umount -f -l "$m" 2>/dev/null
+    done
+    exit 0
+}
+trap stop TERM INT
+mkdir -p /lab
+rpcbind -w && rpc.statd --no-notify || say "rpc.statd did not start (NFSv3 locks will fail)"
+say ready
+while :; do
+    sleep 3600 &
+    wait $!
+done

@@ -1,0 +1,41 @@
+#!/bin/sh
+# PID 1 of the lab's NFS server: configures the Docker host's kernel nfsd in this
+# container's network namespace and serves /export (v3, v4.0, v4.1, v4.2).
+# Prints "prober-nfs: ready" once the server answers; on SIGTERM it stops nfsd.
+set -eu
+GRACE=${PROBER_NFS_GRACE:-10}
+say() { echo "prober-nfs: $*"; }
+
+stop() {
+    rpc.nfsd 0 2>/dev/null || true
+    exportfs -ua 2>/dev/null || true
+    say stopped
+    exit 0
+}
+trap stop TERM INT
+
+mkdir -p /export
+chmod 0777 /export
+mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd
+# lockd's grace period (roundup of nlm_grace_period to nlm_timeout) also holds back NFSv4
+# locks while it lasts; without this it is 50 s. The sysctl is the Docker host's.
+if [ -w /proc/sys/fs/nfs/nlm_grace_period ]; then
+    echo "$GRACE" >/proc/sys/fs/nfs/nlm_grace_period
+fi
+echo "/export *(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=1)" >/etc/exports
+rpcbind -w
+rpc.statd --no-notify
+exportfs -r
+# 10 s is the smallest grace and lease the kernel accepts.
+rpc.nfsd -G "$GRACE" -L "$GRACE" 8
+rpc.mountd
+# Nothing to reclaim on a fresh server: end the NFSv4 grace period now (Linux >= 4.?;
+# the file is absent on older kernels).
+if [ -w /proc/fs/nfsd/v4_end_grace ]; then
+    echo Y >/proc/fs/nfsd/v4_end_grace || true
+fi
+say "ready grace=${GRACE}s versions=$(cat /proc/fs/nfsd/versions)"
+while :; do
+    sleep 3600 &
+    wait $! || true
+done

@@ -1,0 +1,134 @@
+"""The Docker daemon the lab runs on: found through DOCKER_HOST (``vm`` means the running
+Docker-host VM), reached with deadlines, and checked for the kernel filesystems the lab needs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prober.errors import ProberError
+
+API_TIMEOUT_S = 120.0  # per HTTP read; builds and long execs stream, so reads stay short
+VM_HINT = "start the Docker-host VM with `prober lab vm up` and export the DOCKER_HOST it prints"
+
+# The labels every lab object carries; `prober lab clean` removes what has LABEL.
+LABEL = "org.prober.lab"
+RUN_LABEL = "org.prober.lab.run"
+ROLE_LABEL = "org.prober.lab.role"
+
+
+def docker_host() -> str | None:
+    """The daemon address: DOCKER_HOST, with ``vm`` resolved to the running VM's address."""
+    value = os.environ.get("DOCKER_HOST") or None
+    if value != "vm":
+        return value
+    from prober.lab import vm
+
+    status = vm.vm_status()
+    if status is None:
+        raise ProberError(f"--docker-host vm: the Docker-host VM is not running; {VM_HINT}")
+    return status.docker_host
+
+
+def describe(host: str | None) -> str:
+    return host or "the default socket (unix:///var/run/docker.sock)"
+
+
+def connect(timeout: float = API_TIMEOUT_S) -> Any:
+    """A docker.DockerClient whose daemon has answered a ping; ProberError otherwise."""
+    try:
+        import docker
+        import docker.errors
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise ProberError(f"the docker Python package is missing ({exc}); pip install docker")
+    host = docker_host()
+    try:
+        client = (
+            docker.DockerClient(base_url=host, timeout=int(timeout))
+            if host
+            else docker.DockerClient(timeout=int(timeout))
+        )
+        client.ping()
+    except Exception as exc:
+        raise ProberError(
+            f"the Docker API at {describe(host)} does not answer ({_first_line(exc)}); {VM_HINT}"
+        ) from None
+    return client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def kernel_release(client: Any) -> str:
+    return str(client.info().get("KernelVersion", "unknown"))
+
+
+# What each lab target family needs from the Docker host's kernel (proc(5) /proc/filesystems
+# lists a filesystem once its module is loaded; modules.dep says whether it can be).
+KERNEL_NEEDS: dict[str, tuple[str, ...]] = {
+    "nfs": ("nfs", "nfs4", "nfsd"),
+    "smb": ("cifs",),
+}
+_MODULES = {"nfs": "fs/nfs/nfs.ko", "nfs4": "fs/nfs/nfsv4.ko", "nfsd": "fs/nfsd/nfsd.ko"}
+_MODULES["cifs"] = "fs/smb/client/cifs.ko"
+
+PROBE_SCRIPT = r"""
+fs=$(awk '{print $NF}' /proc/filesystems | tr '\n' ' ')
+echo "filesystems: $fs"
+rel=$(uname -r)
+if [ -r /host-modules/$rel/modules.dep ]; then
+    echo "modules: $(cut -d: -f1 /host-modules/$rel/modules.dep /host-modules/$rel/modules.builtin 2>/dev/null | tr '\n' ' ')"
+fi
+"""
+
+
+def kernel_support(client: Any, image: str) -> dict[str, bool]:
+    """Which of nfs, nfs4, nfsd, cifs the daemon's kernel has, checked from a container."""
+    import docker.errors
+    from docker.types import Mount
+
+    def probe(with_modules: bool) -> str:
+        mounts = (
+            [Mount("/host-modules", "/lib/modules", type="bind", read_only=True)]
+            if with_modules
+            else []
+        )
+        container = client.containers.create(
+            image,
+            ["sh", "-c", PROBE_SCRIPT],
+            labels={LABEL: "1", ROLE_LABEL: "preflight"},
+            mounts=mounts,
+            network_mode="none",
+        )
+        try:
+            container.start()
+            container.wait(timeout=60)
+            return str(container.logs().decode(errors="replace"))
+        finally:
+            container.remove(force=True)
+
+    try:
+        text = probe(True)
+    except docker.errors.APIError:  # no /lib/modules on the Docker host
+        text = probe(False)
+    listed: set[str] = set()
+    modules = ""
+    for line in text.splitlines():
+        if line.startswith("filesystems:"):
+            listed = set(line.split()[1:])
+        elif line.startswith("modules:"):
+            modules = line
+    found: dict[str, bool] = {}
+    for fs in ("nfs", "nfs4", "nfsd", "cifs"):
+        module = _MODULES[fs]
+        found[fs] = (
+            fs in listed or module in modules or module.replace("smb/client", "cifs") in modules
+        )
+    return found
+
+
+def missing_for(family: str, support: dict[str, bool]) -> list[str]:
+    return [fs for fs in KERNEL_NEEDS[family] if not support.get(fs, False)]

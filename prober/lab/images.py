@@ -1,0 +1,261 @@
+"""The lab's images, built from containers/<name>/ with the docker SDK.
+
+Each image is tagged by a hash of what it is made of (its Dockerfile directory, the parent
+image and, for images that run actors, prober's own source), so a warm run finds every tag
+and builds nothing, and a change to a Dockerfile or to prober rebuilds only what it touches.
+The base comes from ``--base-image`` (default debian:bookworm-slim); when the daemon neither
+has it nor can pull it, prober imports its own debootstrap tree of bookworm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prober.errors import ProberError
+from prober.lab.daemon import LABEL
+
+DEFAULT_BASE = "debian:bookworm-slim"
+RECIPE = "1"  # bump when the way images are assembled changes
+CONTAINERS_DIR = Path(__file__).resolve().parent.parent.parent / "containers"
+PROBER_DIR = Path(__file__).resolve().parent.parent
+HASH_LABEL = "org.prober.lab.hash"
+IMAGE_LABEL = "org.prober.lab.image"
+PULL_TIMEOUT_S = 300.0
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    parent: str | None  # another ImageSpec's name, or None for the base
+    with_prober: bool
+    vendored: tuple[str, ...] = ()  # pure-Python packages copied from this interpreter
+
+
+SPECS = {
+    "base": ImageSpec("base", None, with_prober=False),
+    "nfs-server": ImageSpec("nfs-server", "base", with_prober=True),
+    "smb-server": ImageSpec("smb-server", "base", with_prober=True),
+    # smbprotocol (and its spnego) for LockFileEx on the wire: copied from the packages
+    # prober itself runs with, since lab containers may not reach PyPI.
+    "client": ImageSpec(
+        "client", "base", with_prober=True, vendored=("smbprotocol", "smbclient", "spnego")
+    ),
+}
+
+
+@dataclass
+class BuildReport:
+    built: list[str]
+    reused: list[str]
+    seconds: float
+    base_source: str  # "daemon", "pulled" or "debootstrap import"
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    )
+
+
+def _context(spec: ImageSpec) -> list[tuple[str, Path]]:
+    """(name in the build context, file on disk) for every file the image is made from."""
+    folder = CONTAINERS_DIR / spec.name
+    if not (folder / "Dockerfile").is_file():
+        raise ProberError(f"{folder}/Dockerfile is missing: the lab needs prober's source tree")
+    entries = [(str(p.relative_to(folder)), p) for p in _files(folder)]
+    if spec.with_prober:
+        entries += [(f"prober/{p.relative_to(PROBER_DIR)}", p) for p in _files(PROBER_DIR)]
+    for package in spec.vendored:
+        where = _package_dir(package)
+        entries += [(f"vendor/{package}/{p.relative_to(where)}", p) for p in _files(where)]
+    return entries
+
+
+def _package_dir(name: str) -> Path:
+    import importlib.util
+
+    found = importlib.util.find_spec(name)
+    if found is None or not found.submodule_search_locations:
+        raise ProberError(
+            f"the Python package {name} is not installed here; the lab client needs it "
+            "(pip install smbprotocol)"
+        )
+    return Path(next(iter(found.submodule_search_locations)))
+
+
+def content_hash(spec: ImageSpec, parent_id: str) -> str:
+    digest = hashlib.sha256()
+    for part in (RECIPE, spec.name, parent_id):
+        digest.update(part.encode() + b"\0")
+    for name, path in _context(spec):
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(b"\1" if path.stat().st_mode & 0o111 else b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _tar(spec: ImageSpec) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, path in _context(spec):
+            info = tar.gettarinfo(str(path), arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = 0  # the context hash, not timestamps, decides what is rebuilt
+            with path.open("rb") as data:
+                tar.addfile(info, data)
+    buffer.seek(0)
+    return buffer
+
+
+def tag_for(name: str, digest: str) -> str:
+    return f"prober/lab-{name}:{digest}"
+
+
+def resolve_base(client: Any, base_image: str, log: Log) -> tuple[str, str]:
+    """(image id, how it was found) of the base: in the daemon, pulled, or debootstrapped."""
+    import docker.errors
+
+    try:
+        return str(client.images.get(base_image).id), "daemon"
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        repository, _, tag = base_image.partition(":")
+        client.images.pull(repository, tag=tag or "latest")
+        log(f"pulled {base_image}")
+        return str(client.images.get(base_image).id), "pulled"
+    except docker.errors.APIError as exc:
+        if base_image != DEFAULT_BASE:
+            raise ProberError(
+                f"--base-image {base_image}: the daemon does not have it and cannot pull it "
+                f"({str(exc).splitlines()[0][:160]}); give an image the daemon has"
+            ) from None
+        log(
+            f"{base_image} cannot be pulled here; building prober's own base with debootstrap "
+            "and docker import"
+        )
+    from prober.lab import base_image as debootstrap
+
+    return debootstrap.import_base_image(client), "debootstrap import"
+
+
+def _build(client: Any, spec: ImageSpec, tag: str, digest: str, parent: str, log: Log) -> None:
+    started = time.monotonic()
+    log(f"building image {tag}")
+    tail: list[str] = []
+    stream = client.api.build(
+        fileobj=_tar(spec),
+        custom_context=True,
+        tag=tag,
+        buildargs={"BASE": parent},
+        labels={LABEL: "1", HASH_LABEL: digest, IMAGE_LABEL: spec.name},
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
+    )
+    for chunk in stream:
+        if "error" in chunk:
+            raise ProberError(
+                f"building the lab image {spec.name} failed: {str(chunk['error']).strip()[:300]}"
+                + (f" (last output: {' | '.join(tail[-3:])})" if tail else "")
+            )
+        text = str(chunk.get("stream", "")).strip()
+        if text:
+            tail = [*tail[-5:], text[:200]]
+    log(f"built {tag} in {time.monotonic() - started:.0f} s")
+    _prune_old(client, spec.name, tag)
+
+
+def _prune_old(client: Any, name: str, keep: str) -> None:
+    """Remove older builds of this image (ignore those still in use)."""
+    import docker.errors
+
+    for image in client.images.list(filters={"label": f"{IMAGE_LABEL}={name}"}):
+        if keep in image.tags:
+            continue
+        for tag in image.tags:
+            try:
+                client.images.remove(tag, noprune=False)
+            except docker.errors.APIError:
+                pass
+
+
+def _exists(client: Any, tag: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+_ensure_lock = threading.Lock()
+
+
+def ensure_images(
+    client: Any, base_image: str = DEFAULT_BASE, log: Log = lambda _: None
+) -> tuple[dict[str, str], BuildReport]:
+    """Tags of every lab image in the daemon, building what is missing (servers and client
+    in parallel, on top of the common base layer)."""
+    with _ensure_lock:
+        started = time.monotonic()
+        base_id, source = resolve_base(client, base_image, log)
+        report = BuildReport([], [], 0.0, source)
+        tags: dict[str, str] = {}
+        base_spec = SPECS["base"]
+        tags["base"] = _ensure_one(client, base_spec, base_id, report, log)
+        parent_id = str(client.images.get(tags["base"]).id)
+        errors: list[BaseException] = []
+
+        def one(spec: ImageSpec) -> None:
+            try:
+                tags[spec.name] = _ensure_one(client, spec, parent_id, report, log, tags["base"])
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=one, args=(spec,), daemon=True)
+            for spec in SPECS.values()
+            if spec.parent == "base"
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        report.seconds = time.monotonic() - started
+        return tags, report
+
+
+def _ensure_one(
+    client: Any,
+    spec: ImageSpec,
+    parent_id: str,
+    report: BuildReport,
+    log: Log,
+    parent_ref: str | None = None,
+) -> str:
+    digest = content_hash(spec, parent_id)
+    tag = tag_for(spec.name, digest)
+    if _exists(client, tag):
+        report.reused.append(spec.name)
+        return tag
+    _build(client, spec, tag, digest, parent_ref or parent_id, log)
+    report.built.append(spec.name)
+    return tag

@@ -44,9 +44,13 @@ def main() -> None:
     args = parser.parse_args()
     runs = [one_run(args.fs) for _ in range(args.runs)]
     print(f"targets: {args.fs}; runs: {args.runs}")
-    print(f"median wall time of `prober run` (process start to exit): "
-          f"{statistics.median(r[0] for r in runs):.2f} s")
-    print(f"median run time recorded in results.json: {statistics.median(r[1] for r in runs):.2f} s")
+    print(
+        f"median wall time of `prober run` (process start to exit): "
+        f"{statistics.median(r[0] for r in runs):.2f} s"
+    )
+    print(
+        f"median run time recorded in results.json: {statistics.median(r[1] for r in runs):.2f} s"
+    )
     print(f"median per-experiment overhead: {statistics.median(r[2] for r in runs):.2f} ms")
 
 

@@ -161,7 +161,26 @@ def op_identity(req: dict[str, Any], handles: Handles) -> Reply:
     return {"detail": {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}}
 
 
+def op_workspace(req: dict[str, Any], handles: Handles) -> Reply:
+    """Make (or restore) an experiment's directory on a host the engine cannot reach itself
+    (lab targets): the remote half of prober.engine.workspace.prepare_remote."""
+    directory, file = req["dir"], req["file"]
+    if req.get("action", "make") == "restore":
+        os.chmod(directory, 0o755)
+        return {}
+    os.mkdir(directory, 0o755)
+    os.chmod(directory, 0o755)
+    if req.get("shape", "one-byte") != "absent":
+        with open(file, "wb") as out:
+            out.write(b"x" if req.get("shape") == "one-byte" else b"")
+        os.chmod(file, 0o666)  # any actor identity may open it read-write
+    if req.get("dir_mode") == "readonly":
+        os.chmod(directory, 0o555)
+    return {}
+
+
 OPS: dict[str, Callable[[dict[str, Any], Handles], Reply]] = {
+    "workspace": op_workspace,
     "open": op_open,
     "close": op_close,
     "dup": op_dup,

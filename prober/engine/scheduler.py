@@ -14,7 +14,7 @@ from prober.engine.agents import Agent, AgentPool, Pending
 from prober.engine.cleanup import CleanupStack
 from prober.engine.outcome import Kind, Verdict, format_outcome, parse_outcome
 from prober.engine.verdict import judge
-from prober.engine.workspace import NotApplicable, Workspace, prepare
+from prober.engine.workspace import NotApplicable, Workspace, prepare, prepare_remote
 from prober.experiments import Experiment, Step
 from prober.results import Cell, StepRecord
 from prober.targets.base import PreparedTarget
@@ -83,7 +83,12 @@ class Runner:
             return not_applicable_cell(exp, target.name, reason)
         self._index += 1
         try:
-            with prepare(target.workdir, exp, self._index, self.cleanup) as ws:
+            setup = (
+                prepare(target.workdir, exp, self._index, self.cleanup)
+                if target.pool is None
+                else prepare_remote(target, exp, self._index)  # a lab target's own hosts
+            )
+            with setup as ws:
                 pool = target.pool if target.pool is not None else self.pool
                 records, metrics = _Execution(self, pool, exp, ws, target).run()
                 notes = list(ws.notes)

@@ -9,6 +9,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prober.engine.agents import unprivileged_ids
 from prober.engine.cleanup import CleanupStack
@@ -94,3 +95,60 @@ def prepare(base: Path, exp: Experiment, index: int, cleanup: CleanupStack) -> I
         if readonly_token is not None:
             cleanup.run(readonly_token)
         os.chmod(directory, 0o755)
+
+
+# ---- lab targets: the same directory, made by an agent on one of the target's hosts ----
+SETUP_TIMEOUT_S = 30.0
+
+
+def _remote_call(agent: Any, request: dict[str, Any], what: str) -> None:
+    reply = agent.call(request, SETUP_TIMEOUT_S)
+    if reply is None:
+        agent.kill()
+        raise NotApplicable(f"{what} did not finish within {SETUP_TIMEOUT_S:.0f} s on the target")
+    if reply.get("outcome") != "granted":
+        raise NotApplicable(f"{what} failed on the target: {reply.get('outcome')}")
+
+
+@contextlib.contextmanager
+def prepare_remote(target: Any, exp: Experiment, index: int) -> Iterator[Workspace]:
+    """``prepare`` for a target whose directory lives on other hosts (``target.pool``).
+
+    The server makes the directory when the target has one (its own filesystem, no client
+    cache in between), else client1. Every host sees the workdir at the same path.
+    """
+    if exp.setup.mount == "readonly":
+        raise NotApplicable("a read-only bind mount is made on this machine only, not in the lab")
+    host = "server" if "server" in target.hosts else "client1"
+    directory = target.workdir / f"{index:03d}"
+    ws = Workspace(dir=directory, file=directory / LOCK_FILE)
+    if any(a.unprivileged for a in exp.actors.values()):
+        ws.unprivileged = True
+        uid, _ = unprivileged_ids()
+        ws.notes.append(
+            f"actors marked unprivileged ran as uid {uid} because lab agents run as root, "
+            "and root ignores directory permissions"
+        )
+    request = {
+        "op": "workspace",
+        "dir": str(directory),
+        "file": str(ws.file),
+        "shape": exp.setup.file,
+        "dir_mode": exp.setup.dir,
+    }
+    agent = target.pool.acquire(host)
+    try:
+        _remote_call(agent, request, "making the experiment directory")
+    finally:
+        target.pool.release(agent)
+    try:
+        yield ws
+    finally:
+        if exp.setup.dir == "readonly":
+            agent = target.pool.acquire(host)
+            try:
+                _remote_call(agent, {**request, "action": "restore"}, "restoring the directory")
+            except NotApplicable:
+                pass
+            finally:
+                target.pool.release(agent)

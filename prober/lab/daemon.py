@@ -41,7 +41,9 @@ def connect(timeout: float = API_TIMEOUT_S) -> Any:
         import docker
         import docker.errors
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ProberError(f"the docker Python package is missing ({exc}); pip install docker")
+        raise ProberError(
+            f"the docker Python package is missing ({exc}); pip install docker"
+        ) from None
     host = docker_host()
     try:
         client = (
@@ -80,7 +82,8 @@ fs=$(awk '{print $NF}' /proc/filesystems | tr '\n' ' ')
 echo "filesystems: $fs"
 rel=$(uname -r)
 if [ -r /host-modules/$rel/modules.dep ]; then
-    echo "modules: $(cut -d: -f1 /host-modules/$rel/modules.dep /host-modules/$rel/modules.builtin 2>/dev/null | tr '\n' ' ')"
+    m=/host-modules/$rel
+    echo "modules: $(cut -d: -f1 $m/modules.dep $m/modules.builtin 2>/dev/null | tr '\n' ' ')"
 fi
 """
 

@@ -9,6 +9,7 @@ has it nor can pull it, prober imports its own debootstrap tree of bookworm.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import tarfile
@@ -188,10 +189,8 @@ def _prune_old(client: Any, name: str, keep: str) -> None:
         if keep in image.tags:
             continue
         for tag in image.tags:
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(tag, noprune=False)
-            except docker.errors.APIError:
-                pass
 
 
 def _exists(client: Any, tag: str) -> bool:

@@ -1,0 +1,274 @@
+"""Lab targets: nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl (kernel clients in two client
+containers against a server container) and overlay, volume, container-tmpfs (a container's
+own filesystems). Importing this module registers them with prober.targets.registry.
+
+One lab serves the whole run: its images, network, servers and clients are made the first
+time a target needs them and removed by the run's cleanup (also on Ctrl-C and on error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prober.engine.agents import AgentPool
+from prober.errors import ProberError
+from prober.lab import channel, daemon, mounts, servers
+from prober.lab.images import DEFAULT_BASE
+from prober.lab.topology import CLIENTS, Lab
+from prober.targets import registry
+from prober.targets.base import Cleanup, PreparedTarget
+
+KEEP_ENV = "PROBER_LAB_KEEP"  # set by `prober run --keep`
+BASE_IMAGE_ENV = "PROBER_BASE_IMAGE"
+GRACE_PROBE_TIMEOUT_S = 150.0
+
+FAMILY = {
+    "nfs3": "nfs",
+    "nfs4.0": "nfs",
+    "nfs4.1": "nfs",
+    "nfs4.2": "nfs",
+    "smb3": "smb",
+    "smb3-nobrl": "smb",
+    "overlay": "container",
+    "volume": "container",
+    "container-tmpfs": "container",
+}
+DESCRIPTIONS = {
+    "nfs3": "kernel NFSv3 (NLM locks, rpc.statd) between two client containers and nfsd",
+    "nfs4.0": "kernel NFSv4.0 between two client containers and nfsd",
+    "nfs4.1": "kernel NFSv4.1 between two client containers and nfsd",
+    "nfs4.2": "kernel NFSv4.2 between two client containers and nfsd",
+    "smb3": "kernel cifs, SMB 3.1.1, byte-range locks on, against Samba",
+    "smb3-nobrl": "kernel cifs, SMB 3.1.1 with nobrl (locks stay on the client), against Samba",
+    "overlay": "a file in a container's own overlay2 root filesystem",
+    "volume": "a named Docker volume (the Docker host's disk) shared by two containers",
+    "container-tmpfs": "a tmpfs mounted in a container",
+}
+SERVER_ROLE = {"nfs": "nfs-server", "smb": "smb-server"}
+
+
+def _log(message: str) -> None:
+    print(f"prober: lab: {message}", file=sys.stderr, flush=True)
+
+
+class _Shared:
+    """The run's lab (one per process), its servers, and what a first failure said."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.lab: Lab | None = None
+        self.error: str | None = None
+        self.servers: dict[str, servers.ServerInfo] = {}
+        self.grace_wait_s: float | None = None
+        self.teardown_token: int | None = None
+
+    def get(self) -> Lab:
+        with self.lock:
+            if self.error is not None:
+                raise ProberError(self.error)
+            if self.lab is None:
+                try:
+                    client = daemon.connect()
+                except ProberError as exc:
+                    self.error = str(exc)
+                    raise
+                base = os.environ.get(BASE_IMAGE_ENV) or DEFAULT_BASE
+                self.lab = Lab(client, base_image=base, log=_log)
+            return self.lab
+
+    def register_teardown(self, cleanup: Cleanup) -> None:
+        with self.lock:
+            if self.teardown_token is None:
+                self.teardown_token = cleanup.push("remove the Docker lab", self.teardown)
+
+    def teardown(self) -> None:
+        with self.lock:
+            lab, self.lab = self.lab, None
+            self.servers.clear()
+            self.grace_wait_s = None
+            self.teardown_token = None
+            if lab is None:
+                return
+            if os.environ.get(KEEP_ENV):
+                _log(lab.enter_hint())
+                return
+            lab.teardown()
+
+    def server(self, lab: Lab, family: str) -> servers.ServerInfo:
+        with self.lock:
+            if family not in self.servers:
+                start = servers.start_nfs if family == "nfs" else servers.start_smb
+                self.servers[family] = start(lab)
+            return self.servers[family]
+
+
+SHARED = _Shared()
+
+
+class LabTarget:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.family = FAMILY[name]
+        self.description = DESCRIPTIONS[name]
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            lab = SHARED.get()
+            if self.family == "container":
+                return None
+            support = lab.kernel_support()
+        except ProberError as exc:
+            return str(exc)
+        missing = daemon.missing_for(self.family, support)
+        if missing:
+            return (
+                f"the Docker host's kernel ({lab.kernel_release()}) has no "
+                f"{', '.join(missing)} (checked from a container); {daemon.VM_HINT}"
+            )
+        return None
+
+    @contextlib.contextmanager
+    def prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
+        lab = SHARED.get()
+        SHARED.register_teardown(cleanup)
+        if self.family == "container":
+            with self._prepare_container(lab) as prepared:
+                yield prepared
+        else:
+            with self._prepare_shared_fs(lab) as prepared:
+                yield prepared
+
+    # -- NFS and SMB ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _prepare_shared_fs(self, lab: Lab) -> Iterator[PreparedTarget]:
+        started = time.monotonic()
+        role = SERVER_ROLE[self.family]
+        info = SHARED.server(lab, self.family)
+        for client in CLIENTS:
+            lab.container(client)
+        path = servers.export_dir(lab, role, self.name)
+        mounted: list[str] = []
+        try:
+            for client in CLIENTS:
+                mount = mounts.mount_nfs if self.family == "nfs" else mounts.mount_smb
+                mount(lab, client, self.name, info.address)
+                mounted.append(client)
+            workdir = f"{path}/run"
+            lab.must(role, ["sh", "-c", f"rm -rf {workdir} && mkdir -m 0777 {workdir}"], "mkdir")
+            fingerprint = self._fingerprint(lab, workdir)
+            fingerprint["server_software"] = info.software
+            fingerprint["server_start_s"] = round(info.started_s, 2)
+            if self.family == "nfs":
+                fingerprint["grace_wait_s"] = self._wait_out_grace(lab, workdir)
+            fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
+            hosts = {"client1": "client1", "client2": "client2", "server": role}
+            smb = None
+            if self.family == "smb":
+                smb = {
+                    "server": info.address,
+                    "port": 445,
+                    "share": servers.SMB_SHARE,
+                    "username": servers.SMB_USER,
+                    "password": servers.SMB_PASSWORD,
+                    "root": f"{self.name}/run",
+                }
+            with self._pool(lab, hosts) as pool:
+                yield PreparedTarget(
+                    name=self.name,
+                    workdir=Path(workdir),
+                    fingerprint=fingerprint,
+                    hosts=frozenset(hosts),
+                    pool=pool,
+                    host_paths={host: Path(workdir) for host in hosts},
+                    smb=smb,
+                )
+        finally:
+            for client in mounted:
+                mounts.umount(lab, client, self.name)
+
+    def _wait_out_grace(self, lab: Lab, workdir: str) -> float:
+        """Take one POSIX lock from client1; it waits while the server is in its grace
+        period. Returns the seconds it took (the first target pays, the others see ~0)."""
+        script = (
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\n"
+            "t = time.monotonic()\n"
+            "fcntl.lockf(fd, fcntl.LOCK_EX)\n"
+            "print(round(time.monotonic() - t, 2))\n"
+            "os.unlink(sys.argv[1])\n"
+        )
+        probe = f"/lab/{self.name}/grace-probe"
+        output = lab.must(
+            "client1",
+            ["python3", "-c", script, probe],
+            "the first lock (waiting out the NFS grace period)",
+            GRACE_PROBE_TIMEOUT_S,
+        )
+        waited = float(output.strip().splitlines()[-1])
+        if SHARED.grace_wait_s is None:
+            SHARED.grace_wait_s = waited
+            _log(f"first NFS lock ({self.name}) waited {waited:.1f} s for the grace period")
+        return waited
+
+    # -- container filesystems ------------------------------------------------------------
+    @contextlib.contextmanager
+    def _prepare_container(self, lab: Lab) -> Iterator[PreparedTarget]:
+        started = time.monotonic()
+        hosts = {"client1": "client1"}
+        if self.name == "volume":
+            hosts["client2"] = "client2"  # the same volume in both containers
+        for role in hosts.values():
+            lab.container(role)
+        workdir = f"/lab/{self.name}/run"
+        lab.must(
+            "client1", ["sh", "-c", f"rm -rf {workdir} && mkdir -p -m 0777 {workdir}"], "mkdir"
+        )
+        fingerprint = self._fingerprint(lab, workdir)
+        fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
+        try:
+            with self._pool(lab, hosts) as pool:
+                yield PreparedTarget(
+                    name=self.name,
+                    workdir=Path(workdir),
+                    fingerprint=fingerprint,
+                    hosts=frozenset(hosts),
+                    pool=pool,
+                    host_paths={host: Path(workdir) for host in hosts},
+                )
+        finally:
+            lab.exec("client1", ["rm", "-rf", workdir], 30.0)
+
+    # -- shared pieces ----------------------------------------------------------------------
+    def _fingerprint(self, lab: Lab, workdir: str) -> dict[str, Any]:
+        facts = mounts.fingerprint(lab, "client1", workdir)
+        facts["docker_host_kernel"] = lab.kernel_release()
+        facts["lab_run"] = lab.run_id
+        return facts
+
+    @contextlib.contextmanager
+    def _pool(self, lab: Lab, hosts: dict[str, str]) -> Iterator[AgentPool]:
+        containers = {host: lab.container(role) for host, role in hosts.items()}
+        pool = AgentPool(channel.launcher(lab.client, containers))
+        try:
+            # Start the agents the catalogue needs most, in parallel, before the first row.
+            pool.warm("client1", 2)
+            for host in hosts:
+                if host != "client1":
+                    pool.warm(host, 1)
+            yield pool
+        finally:
+            pool.close()
+
+
+def _factory(name: str) -> LabTarget:
+    return LabTarget(name)
+
+
+registry.register(_factory)

@@ -1,0 +1,240 @@
+"""One run's lab: a private bridge network, the servers and two client containers, every
+object labelled with the run's id so that `prober lab clean` finds what a crash left.
+
+Privileges (the fewest that work):
+  nfs-server  privileged: it configures the Docker host's kernel nfsd (mounts the nfsd
+              filesystem, starts kernel threads, writes /proc/sys/fs/nfs).
+  smb-server  none beyond Docker's defaults: smbd is a user-space server.
+  client      CAP_SYS_ADMIN (mount(2)) with seccomp and AppArmor unconfined (the default
+              profiles refuse mount even with the capability); nothing else.
+Containers are created and started separately (create() never pulls).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prober.errors import ProberError
+from prober.lab import images
+from prober.lab.daemon import LABEL, ROLE_LABEL, RUN_LABEL, kernel_release, kernel_support
+
+Log = Callable[[str], None]
+EXEC_TIMEOUT_S = 60.0
+CLIENTS = ("client1", "client2")
+CLIENT_CAPS = {
+    "cap_add": ["SYS_ADMIN"],
+    "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+}
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class ExecResult:
+    code: int
+    output: str
+
+
+@dataclass
+class Lab:
+    """The lab of one run; containers are made the first time a target needs them."""
+
+    client: Any  # docker.DockerClient
+    base_image: str = images.DEFAULT_BASE
+    log: Log = _quiet
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    tags: dict[str, str] = field(default_factory=dict)
+    containers: dict[str, Any] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, Any] = field(default_factory=dict)
+    network: Any = None
+    build_report: images.BuildReport | None = None
+    _support: dict[str, bool] | None = None
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL: "1", RUN_LABEL: self.run_id}
+
+    def name(self, role: str) -> str:
+        return f"prober-{self.run_id}-{role}"
+
+    # -- images and the Docker host ---------------------------------------------------------
+    def ensure_images(self) -> dict[str, str]:
+        with self._lock:
+            if not self.tags:
+                self.tags, self.build_report = images.ensure_images(
+                    self.client, self.base_image, self.log
+                )
+            return self.tags
+
+    def kernel_support(self) -> dict[str, bool]:
+        with self._lock:
+            if self._support is None:
+                # The base image is enough (and quick): the lab images are built only after.
+                base, _ = images.resolve_base(self.client, self.base_image, self.log)
+                self._support = kernel_support(self.client, base)
+            return self._support
+
+    def kernel_release(self) -> str:
+        return kernel_release(self.client)
+
+    # -- network and containers --------------------------------------------------------------
+    def ensure_network(self) -> Any:
+        with self._lock:
+            if self.network is None:
+                self.network = self.client.networks.create(
+                    self.name("net"), driver="bridge", labels=self.labels, check_duplicate=True
+                )
+            return self.network
+
+    def volume(self, purpose: str) -> str:
+        with self._lock:
+            if purpose not in self.volumes:
+                self.volumes[purpose] = self.client.volumes.create(
+                    self.name(purpose), labels={**self.labels, ROLE_LABEL: purpose}
+                )
+            return str(self.volumes[purpose].name)
+
+    def container(self, role: str) -> Any:
+        with self._lock:
+            if role not in self.containers:
+                self._start(role)
+            return self.containers[role]
+
+    def _start(self, role: str) -> None:
+        tags = self.ensure_images()
+        network = self.ensure_network()
+        kwargs: dict[str, Any] = {}
+        if role == "nfs-server":
+            image = tags["nfs-server"]
+            kwargs["privileged"] = True
+            kwargs["volumes"] = {self.volume("nfs-export"): {"bind": "/export", "mode": "rw"}}
+        elif role == "smb-server":
+            from prober.lab.servers import SMB_PASSWORD
+
+            image = tags["smb-server"]
+            kwargs["volumes"] = {self.volume("smb-export"): {"bind": "/export", "mode": "rw"}}
+            kwargs["environment"] = {"PROBER_SMB_PASSWORD": SMB_PASSWORD}
+        elif role in CLIENTS:
+            image = tags["client"]
+            kwargs.update(CLIENT_CAPS)
+            # The `volume` target: one named volume on the Docker host's disk in both clients;
+            # `container-tmpfs`: a tmpfs of each client's own.
+            kwargs["volumes"] = {self.volume("shared"): {"bind": "/lab/volume", "mode": "rw"}}
+            kwargs["tmpfs"] = {"/lab/container-tmpfs": "rw,mode=1777"}
+        else:
+            raise ValueError(f"unknown lab role {role!r}")
+        self.log(f"starting {role}")
+        container = self.client.containers.create(
+            image,
+            name=self.name(role),
+            hostname=role,
+            labels={**self.labels, ROLE_LABEL: role},
+            network=network.name,
+            detach=True,
+            init=False,
+            stop_signal="SIGTERM",
+            **kwargs,
+        )
+        self.containers[role] = container
+        container.start()
+        container.reload()
+        self.addresses[role] = container.attrs["NetworkSettings"]["Networks"][network.name][
+            "IPAddress"
+        ]
+
+    def wait_for_log(self, role: str, marker: str, timeout: float) -> str:
+        """Wait until a container prints `marker`; its line is returned."""
+        container = self.containers[role]
+        deadline = time.monotonic() + timeout
+        while True:
+            text = str(container.logs().decode(errors="replace"))
+            for line in text.splitlines():
+                if marker in line:
+                    return line
+            container.reload()
+            if container.status not in ("created", "running"):
+                raise ProberError(
+                    f"the lab's {role} exited at start: {' | '.join(text.splitlines()[-4:])}"
+                )
+            if time.monotonic() > deadline:
+                raise ProberError(
+                    f"the lab's {role} was not ready within {timeout:.0f} s: "
+                    f"{' | '.join(text.splitlines()[-4:])}"
+                )
+            time.sleep(0.1)
+
+    def exec(
+        self, role: str, argv: list[str], timeout: float = EXEC_TIMEOUT_S, user: str = "root"
+    ) -> ExecResult:
+        """Run a command in a container; `timeout` kills it there (coreutils timeout)."""
+        container = self.container(role)
+        wrapped = ["timeout", "-s", "KILL", f"{max(1, int(timeout))}", *argv]
+        result = container.exec_run(wrapped, user=user, demux=False)
+        output = (result.output or b"").decode(errors="replace")
+        return ExecResult(int(result.exit_code if result.exit_code is not None else -1), output)
+
+    def must(self, role: str, argv: list[str], what: str, timeout: float = EXEC_TIMEOUT_S) -> str:
+        result = self.exec(role, argv, timeout)
+        if result.code != 0:
+            tail = " | ".join(result.output.strip().splitlines()[-3:])
+            how = "timed out" if result.code in (124, 137) else f"failed (exit {result.code})"
+            raise ProberError(f"{what} {how} in the lab's {role}: {tail}")
+        return result.output
+
+    # -- teardown ------------------------------------------------------------------------------
+    def teardown(self) -> None:
+        """Remove every container, the network and the volumes of this run."""
+        with self._lock:
+            remove_run(self.client, self.run_id)
+            self.containers.clear()
+            self.volumes.clear()
+            self.network = None
+
+    def enter_hint(self) -> str:
+        roles = ", ".join(self.name(r) for r in self.containers)
+        return (
+            f"the lab is kept up (run {self.run_id}): enter it with "
+            f"`docker exec -it {self.name('client1')} bash` (containers: {roles}); "
+            "remove it with `prober lab clean`"
+        )
+
+
+def remove_run(client: Any, run_id: str | None) -> list[str]:
+    """Remove the labelled containers, networks and volumes of one run (None: of every run).
+
+    Servers get SIGTERM first (the NFS server stops nfsd, clients unmount); anything that
+    does not stop in time is killed. Returns the names removed.
+    """
+    import docker.errors
+
+    selector = f"{RUN_LABEL}={run_id}" if run_id else LABEL
+    removed: list[str] = []
+    containers = client.containers.list(all=True, filters={"label": selector})
+    # Clients first: their mounts go before the servers they point at.
+    containers.sort(key=lambda c: 0 if "client" in c.labels.get(ROLE_LABEL, "") else 1)
+    for container in containers:
+        with contextlib.suppress(docker.errors.APIError):
+            container.stop(timeout=5)
+    for container in containers:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=False)
+            removed.append(container.name)
+    for network in client.networks.list(filters={"label": selector}):
+        with contextlib.suppress(docker.errors.NotFound):
+            network.remove()
+            removed.append(network.name)
+    for volume in client.volumes.list(filters={"label": selector}):
+        with contextlib.suppress(docker.errors.NotFound):
+            volume.remove(force=True)
+            removed.append(volume.name)
+    return removed

@@ -22,7 +22,9 @@ mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd
 if [ -w /proc/sys/fs/nfs/nlm_grace_period ]; then
     echo "$GRACE" >/proc/sys/fs/nfs/nlm_grace_period
 fi
-echo "/export *(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=1)" >/etc/exports
+# fsid=0: /export is the NFSv4 pseudo-root (v4 clients mount SERVER:/<dir>, v3 clients
+# SERVER:/export/<dir>); nfsd's own threads cannot see this container's mounts otherwise.
+echo "/export *(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" >/etc/exports
 rpcbind -w
 rpc.statd --no-notify
 exportfs -r

@@ -144,12 +144,12 @@ def resolve_base(client: Any, base_image: str, log: Log) -> tuple[str, str]:
                 f"--base-image {base_image}: the daemon does not have it and cannot pull it "
                 f"({str(exc).splitlines()[0][:160]}); give an image the daemon has"
             ) from None
-        log(
-            f"{base_image} cannot be pulled here; building prober's own base with debootstrap "
-            "and docker import"
-        )
     from prober.lab import base_image as debootstrap
 
+    log(
+        f"{base_image} cannot be pulled here; using prober's own Debian base "
+        f"({debootstrap.BASE_IMAGE}, debootstrap + docker import; built once)"
+    )
     return debootstrap.import_base_image(client), "debootstrap import"
 
 
@@ -207,13 +207,16 @@ _ensure_lock = threading.Lock()
 
 
 def ensure_images(
-    client: Any, base_image: str = DEFAULT_BASE, log: Log = lambda _: None
+    client: Any,
+    base_image: str = DEFAULT_BASE,
+    log: Log = lambda _: None,
+    base: tuple[str, str] | None = None,
 ) -> tuple[dict[str, str], BuildReport]:
     """Tags of every lab image in the daemon, building what is missing (servers and client
     in parallel, on top of the common base layer)."""
     with _ensure_lock:
         started = time.monotonic()
-        base_id, source = resolve_base(client, base_image, log)
+        base_id, source = base or resolve_base(client, base_image, log)
         report = BuildReport([], [], 0.0, source)
         tags: dict[str, str] = {}
         base_spec = SPECS["base"]

@@ -19,11 +19,14 @@ SMB_OPTIONS = {"smb3": "vers=3.1.1", "smb3-nobrl": "vers=3.1.1,nobrl"}
 
 def mount_nfs(lab: Lab, role: str, target: str, server: str) -> None:
     point = f"/lab/{target}"
-    options = f"vers={NFS_VERSIONS[target]}"
+    version = NFS_VERSIONS[target]
+    options = f"vers={version}"
+    # /export is the NFSv4 pseudo-root (fsid=0); NFSv3 names the real path.
+    remote = f"/export/{target}" if version == "3" else f"/{target}"
     lab.must(role, ["mkdir", "-p", point], f"making {point}")
     lab.must(
         role,
-        ["mount", "-t", "nfs", "-o", options, f"{server}:/export/{target}", point],
+        ["mount", "-t", "nfs", "-o", options, f"{server}:{remote}", point],
         f"mount -t nfs -o {options} (target {target})",
         MOUNT_TIMEOUT_S,
     )

@@ -5,7 +5,8 @@ Privileges (the fewest that work):
   nfs-server  privileged: it configures the Docker host's kernel nfsd (mounts the nfsd
               filesystem, starts kernel threads, writes /proc/sys/fs/nfs).
   smb-server  none beyond Docker's defaults: smbd is a user-space server.
-  client      CAP_SYS_ADMIN (mount(2)) with seccomp and AppArmor unconfined (the default
+  client      CAP_SYS_ADMIN (mount(2)) and CAP_DAC_READ_SEARCH (mount.cifs keeps it when it
+              drops privileges), with seccomp and AppArmor unconfined (the default
               profiles refuse mount even with the capability); nothing else.
 Containers are created and started separately (create() never pulls).
 """
@@ -28,7 +29,7 @@ Log = Callable[[str], None]
 EXEC_TIMEOUT_S = 60.0
 CLIENTS = ("client1", "client2")
 CLIENT_CAPS = {
-    "cap_add": ["SYS_ADMIN"],
+    "cap_add": ["SYS_ADMIN", "DAC_READ_SEARCH"],
     "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
 }
 
@@ -58,6 +59,7 @@ class Lab:
     network: Any = None
     build_report: images.BuildReport | None = None
     _support: dict[str, bool] | None = None
+    _base: tuple[str, str] | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -72,16 +74,22 @@ class Lab:
         with self._lock:
             if not self.tags:
                 self.tags, self.build_report = images.ensure_images(
-                    self.client, self.base_image, self.log
+                    self.client, self.base_image, self.log, base=self.base()
                 )
             return self.tags
+
+    def base(self) -> tuple[str, str]:
+        """(id, how it was found) of the base image, resolved once per lab."""
+        with self._lock:
+            if self._base is None:
+                self._base = images.resolve_base(self.client, self.base_image, self.log)
+            return self._base
 
     def kernel_support(self) -> dict[str, bool]:
         with self._lock:
             if self._support is None:
                 # The base image is enough (and quick): the lab images are built only after.
-                base, _ = images.resolve_base(self.client, self.base_image, self.log)
-                self._support = kernel_support(self.client, base)
+                self._support = kernel_support(self.client, self.base()[0])
             return self._support
 
     def kernel_release(self) -> str:

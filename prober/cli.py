@@ -196,6 +196,23 @@ def check(
     )
 
 
+@lab_app.command("clean")
+def lab_clean(
+    images: Annotated[bool, typer.Option(help="Also remove the lab's cached images.")] = False,
+    docker_host: Annotated[
+        str | None, typer.Option(help="Docker daemon (default: DOCKER_HOST; 'vm' for the VM).")
+    ] = None,
+) -> None:
+    """Remove every container, network and volume a lab run left (labelled org.prober.lab)."""
+    from prober.commands import lab as cmd
+
+    if docker_host:
+        import os
+
+        os.environ["DOCKER_HOST"] = docker_host
+    _finish(lambda: cmd.clean(images))
+
+
 @vm_app.command("up")
 def vm_up(
     kernel: Annotated[

@@ -63,6 +63,8 @@ def run(
     experiments = select(load(), experiment, api)
     if docker_host:
         os.environ["DOCKER_HOST"] = docker_host
+    if keep:
+        os.environ["PROBER_LAB_KEEP"] = "1"  # read by prober.lab.targets at teardown
     targets = registry.select(fs, path)
     fmts = report.parse_formats(formats)
     check_out_dir(out)

@@ -1,0 +1,23 @@
+"""`prober lab clean`: remove the lab objects a crashed run left behind."""
+
+from __future__ import annotations
+
+import typer
+
+from prober.errors import EXIT_ENVIRONMENT, EXIT_OK
+from prober.lab import cleanup, daemon
+
+
+def clean(images: bool) -> int:
+    client = daemon.connect()
+    removed = cleanup.clean(client, images=images)
+    left = cleanup.leftovers(client)
+    for name in removed:
+        typer.echo(f"removed {name}")
+    if not removed:
+        typer.echo(f"nothing to remove on {daemon.describe(daemon.docker_host())}")
+    if left:
+        # A container whose process is stuck in the kernel cannot be removed yet.
+        typer.echo(f"still present (try again in a minute): {', '.join(left)}", err=True)
+        return EXIT_ENVIRONMENT
+    return EXIT_OK

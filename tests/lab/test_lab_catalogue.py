@@ -1,0 +1,126 @@
+"""The catalogue on the lab's NFS and SMB targets and container filesystems: real kernel
+clients in two containers, real nfsd and Samba. Assertions rest on what the man pages say
+about NFS and CIFS (flock(2) NOTES, nfs(5), mount.cifs(8)) or on what the test itself sets
+up; everything else is a measurement, not a law."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from prober.engine.agents import AgentPool
+from prober.engine.cleanup import CleanupStack
+from prober.engine.scheduler import Runner
+from prober.experiments import load, select
+from prober.results import Cell
+from prober.targets import registry
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+SHARED_FS = ("nfs3", "nfs4.2", "smb3", "smb3-nobrl")
+CONTAINER_FS = ("overlay", "volume", "container-tmpfs")
+ROWS = "*.clients,*.server-vs-client,*.processes,*.exclusive.readonly-fd"
+
+
+@dataclass
+class Results:
+    cells: dict[str, dict[str, Cell]] = field(default_factory=dict)  # target -> row -> cell
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __getitem__(self, target: str) -> dict[str, Cell]:
+        return self.cells[target]
+
+
+@pytest.fixture(scope="module")
+def results(lab_docker_host: str, kernel_has_nfs_and_cifs: None) -> Iterator[Results]:
+    from prober.lab.targets import SHARED
+
+    experiments = select(load(), ROWS, None)
+    cleanup = CleanupStack()
+    out = Results()
+    try:
+        for target in registry.select(",".join(SHARED_FS + CONTAINER_FS)):
+            reason = target.unavailable_reason()
+            assert reason is None, f"{target.name}: {reason}"
+            with target.prepare(cleanup) as prepared:
+                out.fingerprints[target.name] = prepared.fingerprint
+                runner = Runner(AgentPool(), cleanup, step_timeout=10.0)
+                out.cells[target.name] = {e.id: runner.run(e, prepared) for e in experiments}
+        yield out
+    finally:
+        assert cleanup.run_all() == []
+        assert SHARED.lab is None
+
+
+def _outcome(results: Results, target: str, exp: str) -> str:
+    return results[target][exp].outcome
+
+
+@pytest.mark.parametrize("target", ["nfs3", "nfs4.2"])
+@pytest.mark.parametrize("api", ["flock", "posix", "ofd"])
+def test_nfs_locks_exclude_across_clients(results: Results, target: str, api: str) -> None:
+    # nfs(5) local_lock=none (the default): locks are sent to the server (NLM for v3, the
+    # protocol's own LOCK for v4), so a second client's exclusive request is refused; flock(2)
+    # NOTES: NFS clients emulate flock() with whole-file byte-range locks.
+    assert _outcome(results, target, f"{api}.exclusive.clients").startswith("denied")
+
+
+@pytest.mark.parametrize("target", ["nfs3", "nfs4.2", "smb3"])
+def test_flock_and_posix_interact_over_nfs_and_cifs(results: Results, target: str) -> None:
+    # flock(2) NOTES: over NFS (since 2.6.12) and CIFS (since 5.5) "fcntl(2) and flock() locks
+    # do interact with one another" - unlike on a local filesystem.
+    assert _outcome(results, target, "cross.flock-vs-posix.clients").startswith("denied")
+    assert results[target]["cross.flock-vs-posix.clients"].verdict == "differs"
+
+
+def test_smb3_byte_range_locks_reach_the_server(results: Results) -> None:
+    # mount.cifs(8): without nobrl, byte-range lock requests are sent to the server.
+    assert _outcome(results, "smb3", "posix.exclusive.clients").startswith("denied")
+
+
+def test_smb3_nobrl_keeps_locks_on_the_client(results: Results) -> None:
+    # mount.cifs(8) nobrl: "Do not send byte range lock requests to the server": another
+    # client cannot see the lock, so its exclusive request is granted (no exclusion).
+    cell = results["smb3-nobrl"]["posix.exclusive.clients"]
+    assert cell.outcome == "granted"
+    assert cell.verdict == "no-exclusion"
+
+
+@pytest.mark.parametrize("target", CONTAINER_FS)
+def test_container_filesystems_follow_local_semantics(results: Results, target: str) -> None:
+    # One kernel, one local filesystem: flock(2) and fcntl(2) apply as written.
+    wrong = {
+        k: f"{c.outcome} ({c.explanation})"
+        for k, c in results[target].items()
+        if k.endswith(".processes") and c.verdict not in ("as-reference", "not-applicable")
+    }
+    assert wrong == {}
+
+
+def test_a_volume_in_two_containers_is_one_lock_table(results: Results) -> None:
+    # The same filesystem on the same kernel: the two containers are two processes of it.
+    for api in ("flock", "posix", "ofd"):
+        assert _outcome(results, "volume", f"{api}.exclusive.clients").startswith("denied")
+
+
+def test_rows_without_the_hosts_are_not_applicable(results: Results) -> None:
+    for target in ("overlay", "container-tmpfs"):
+        cell = results[target]["flock.exclusive.clients"]
+        assert cell.outcome == "not-applicable"
+        assert "client2" in cell.explanation
+
+
+def test_fingerprints_record_client_mount_options_and_server(results: Results) -> None:
+    prints = results.fingerprints
+    nfs = prints["nfs4.2"]
+    assert nfs["fstype"] == "nfs4"
+    assert "vers=4.2" in str(nfs["super_options"])
+    assert "nobrl" in str(prints["smb3-nobrl"]["super_options"]) + str(
+        prints["smb3-nobrl"]["mount_options"]
+    )
+    for name in SHARED_FS:
+        assert prints[name]["server_software"]
+        assert prints[name]["docker_host_kernel"]

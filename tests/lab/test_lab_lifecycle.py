@@ -1,0 +1,123 @@
+"""The lab never hangs and never leaves anything behind: a lock call blocked in a
+container's kernel times out, an interrupted run removes its containers, network and
+volumes (and with them the mounts), and `prober lab clean` removes what a crash left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prober.engine.agents import AgentPool
+from prober.engine.cleanup import CleanupStack
+from prober.engine.scheduler import Runner
+from prober.experiments import parse
+from prober.targets import registry
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+BLOCKED = """
+experiments:
+  - id: test.blocked-across-clients
+    question: does a lock call blocked in a client container's kernel time out?
+    source: this test (A holds the lock and never releases it)
+    actors: {A: {kind: process, host: client1}, B: {kind: process, host: client2}}
+    steps:
+      - {actor: A, op: open}
+      - {actor: B, op: open}
+      - {actor: A, op: lock, api: flock, lock: ex, expect: granted}
+      - {actor: B, op: lock, api: flock, lock: ex, wait: true, timeout: 1.0,
+         expect: granted, decisive: true}
+      - {actor: A, op: unlock, api: flock, expect: granted}
+"""
+
+
+def test_a_call_blocked_in_a_container_times_out(lab_docker_host: str) -> None:
+    # The volume target: two containers, one kernel; B's blocking flock can only return
+    # when A releases, which it does not do before B's deadline.
+    (exp,) = parse(BLOCKED)
+    cleanup = CleanupStack()
+    try:
+        (target,) = registry.select("volume")
+        assert target.unavailable_reason() is None
+        with target.prepare(cleanup) as prepared:
+            runner = Runner(AgentPool(), cleanup, step_timeout=5.0)
+            started = time.monotonic()
+            cell = runner.run(exp, prepared)
+            took = time.monotonic() - started
+            assert cell.outcome == "timeout"
+            assert cell.steps[3].detail.get("abandoned") is True
+            # The run went on: A still answered after B was abandoned.
+            assert cell.steps[4].outcome == "granted"
+            # Bounded by the step deadlines, not by the blocked call (which never returns).
+            assert took < 60
+    finally:
+        assert cleanup.run_all() == []
+
+
+def _leftovers(client: Any) -> list[str]:
+    from prober.lab.cleanup import leftovers
+
+    return leftovers(client)
+
+
+def test_an_interrupted_run_leaves_nothing_behind(
+    docker_client: Any, kernel_has_nfs_and_cifs: None, tmp_path: Path
+) -> None:
+    assert _leftovers(docker_client) == [], "a previous run left lab objects"
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prober", "run", "--fs", "nfs4.2", "--out", str(out), "-q"],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        # Interrupt mid-experiment: once the first cell is written.
+        deadline = time.monotonic() + 1200
+        stream = out / "results.jsonl"
+        while time.monotonic() < deadline and proc.poll() is None:
+            if stream.exists() and any(
+                json.loads(line).get("type") == "cell"
+                for line in stream.read_text().splitlines()
+                if line.strip()
+            ):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
+    # Containers (and with them every mount in their namespaces), networks, volumes: gone.
+    assert _leftovers(docker_client) == []
+
+
+def test_lab_clean_removes_what_a_crash_left(docker_client: Any) -> None:
+    from prober.lab.topology import Lab
+
+    # What a SIGKILLed run leaves: labelled containers, network and volume, still up.
+    lab = Lab(docker_client)
+    lab.container("client1")
+    lab.volume("orphan")
+    assert any(lab.run_id in name for name in _leftovers(docker_client))
+    result = subprocess.run(
+        [sys.executable, "-m", "prober", "lab", "clean"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"prober-{lab.run_id}-client1" in result.stdout
+    assert _leftovers(docker_client) == []

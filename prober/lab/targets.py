@@ -64,21 +64,23 @@ class _Shared:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.lab: Lab | None = None
-        self.error: str | None = None
+        self.error: tuple[str, str] | None = None  # (DOCKER_HOST, why it failed)
         self.servers: dict[str, servers.ServerInfo] = {}
         self.grace_wait_s: float | None = None
         self.teardown_token: int | None = None
 
     def get(self) -> Lab:
         with self.lock:
-            if self.error is not None:
-                raise ProberError(self.error)
+            where = os.environ.get("DOCKER_HOST", "")
+            if self.error is not None and self.error[0] == where:
+                raise ProberError(self.error[1])  # once per daemon, not once per target
             if self.lab is None:
                 try:
                     client = daemon.connect()
                 except ProberError as exc:
-                    self.error = str(exc)
+                    self.error = (where, str(exc))
                     raise
+                self.error = None
                 base = os.environ.get(BASE_IMAGE_ENV) or DEFAULT_BASE
                 self.lab = Lab(client, base_image=base, log=_log)
             return self.lab

@@ -99,6 +99,7 @@ def test_list_names_experiments_apis_and_targets() -> None:
 def test_an_interrupted_run_keeps_results_and_leaves_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "out"
     agents_before = _agents()
+    mounts_before = _run_mounts()
     proc = subprocess.Popen(
         [sys.executable, "-m", "prober", "run", "--fs", "tmpfs,ext4", "--out", str(out), "-q"],
         stderr=subprocess.PIPE,
@@ -117,11 +118,21 @@ def test_an_interrupted_run_keeps_results_and_leaves_nothing_behind(tmp_path: Pa
     partial = load(out / "results.json")
     assert partial.complete is False and len(partial.cells) >= 20
     assert (out / "matrix.md").exists()
-    mounts = Path("/proc/self/mountinfo").read_text()
-    assert "prober" not in mounts
+    assert _run_mounts() - mounts_before == set()
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
     assert "prober" not in loops
     assert _agents() - agents_before == set()
+
+
+def _run_mounts() -> set[str]:
+    """Mounts of the kinds a run makes: tmpfs, and file systems on loop devices."""
+    found = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" - ", 1)[1].split()
+        fstype, source = fields[0], fields[1]
+        if fstype == "tmpfs" or source.startswith("/dev/loop"):
+            found.add(line.split()[4])
+    return found
 
 
 def _agents() -> set[str]:

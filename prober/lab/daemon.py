@@ -27,7 +27,9 @@ def docker_host() -> str | None:
 
     status = vm.vm_status()
     if status is None:
-        raise ProberError(f"--docker-host vm: the Docker-host VM is not running; {VM_HINT}")
+        raise ProberError(
+            f"DOCKER_HOST=vm (--docker-host vm): the Docker-host VM is not running; {VM_HINT}"
+        )
     return status.docker_host
 
 
@@ -60,8 +62,13 @@ def connect(timeout: float = API_TIMEOUT_S) -> Any:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    """The gist of a connection error (requests nests the real reason deep inside)."""
+    text = str(exc)
+    for gist in ("Connection refused", "No such file or directory", "timed out", "Permission"):
+        if gist in text:
+            return gist.lower()
+    lines = text.strip().splitlines()
+    return lines[0][:160] if lines else type(exc).__name__
 
 
 def kernel_release(client: Any) -> str:

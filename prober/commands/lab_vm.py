@@ -34,6 +34,8 @@ def up(
         typer.echo(f"prober: last {len(exc.serial_tail)} lines of the serial console:", err=True)
         for line in exc.serial_tail:
             typer.echo(f"  {line}", err=True)
+        if not exc.serial_tail:
+            typer.echo(f"  (empty: see {vm.serial_log()})", err=True)
         raise
     typer.echo(f"export DOCKER_HOST={url}")
     return EXIT_OK

@@ -129,7 +129,8 @@ def test_down_leaves_no_qemu_process(vm_docker_host: str) -> None:
 
 def test_boot_past_its_deadline_exits_3_with_the_serial_tail(vm_docker_host: str) -> None:
     vm.stop()
-    result = prober("lab", "vm", "up", "--accel", "tcg", "--boot-timeout", "4", timeout=300)
+    # Long enough for kernel output on a loaded machine, far too short for dockerd (~30 s).
+    result = prober("lab", "vm", "up", "--accel", "tcg", "--boot-timeout", "12", timeout=300)
     assert result.returncode == 3, result.stderr
     assert "lines of the serial console" in result.stderr
     after = result.stderr.split("lines of the serial console:", 1)[1].splitlines()

@@ -146,6 +146,9 @@ def resolve_base(client: Any, base_image: str, log: Log) -> tuple[str, str]:
             ) from None
     from prober.lab import base_image as debootstrap
 
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        # Imported before (by this lab or the VM's first boot): no debootstrap tree needed.
+        return str(client.images.get(debootstrap.BASE_IMAGE).id), "debootstrap import"
     log(
         f"{base_image} cannot be pulled here; using prober's own Debian base "
         f"({debootstrap.BASE_IMAGE}, debootstrap + docker import; built once)"

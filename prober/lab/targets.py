@@ -121,13 +121,18 @@ class LabTarget:
         self.description = DESCRIPTIONS[name]
 
     def unavailable_reason(self) -> str | None:
+        """Does the daemon answer, and does its kernel have what this target needs? Builds
+        nothing: when no image is there to check from, prepare() checks (and says why)."""
         try:
             lab = SHARED.get()
             if self.family == "container":
                 return None
-            support = lab.kernel_support()
+            support = lab.kernel_support(may_build=False)
         except ProberError as exc:
             return str(exc)
+        return None if support is None else self._missing(lab, support)
+
+    def _missing(self, lab: Lab, support: dict[str, bool]) -> str | None:
         missing = daemon.missing_for(self.family, support)
         if missing:
             return (
@@ -140,6 +145,11 @@ class LabTarget:
     def prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
         lab = SHARED.get()
         SHARED.register_teardown(cleanup)
+        if self.family != "container":
+            support = lab.kernel_support()
+            reason = self._missing(lab, support) if support is not None else None
+            if reason:
+                raise ProberError(reason)
         if self.family == "container":
             with self._prepare_container(lab) as prepared:
                 yield prepared

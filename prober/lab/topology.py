@@ -86,12 +86,28 @@ class Lab:
                 self._base = images.resolve_base(self.client, self.base_image, self.log)
             return self._base
 
-    def kernel_support(self) -> dict[str, bool]:
+    def kernel_support(self, may_build: bool = True) -> dict[str, bool] | None:
+        """nfs/nfs4/nfsd/cifs support of the Docker host's kernel; None when that needs an
+        image the daemon does not have yet and ``may_build`` is false (`prober list`)."""
         with self._lock:
             if self._support is None:
+                if not may_build and self._base is None and not self.has_image(self.base_image):
+                    from prober.lab.base_image import BASE_IMAGE
+
+                    if not self.has_image(BASE_IMAGE):
+                        return None
                 # The base image is enough (and quick): the lab images are built only after.
                 self._support = kernel_support(self.client, self.base()[0])
             return self._support
+
+    def has_image(self, name: str) -> bool:
+        import docker.errors
+
+        try:
+            self.client.images.get(name)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
 
     def kernel_release(self) -> str:
         return kernel_release(self.client)

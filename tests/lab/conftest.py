@@ -68,6 +68,7 @@ def kernel_has_nfs_and_cifs(docker_client: Any) -> None:
     from prober.lab.topology import Lab
 
     support = Lab(docker_client).kernel_support()
+    assert support is not None
     missing = daemon.missing_for("nfs", support) + daemon.missing_for("smb", support)
     if missing:
         _unavailable(f"the Docker host's kernel lacks {', '.join(missing)}: {daemon.VM_HINT}")

@@ -25,11 +25,11 @@ class ServerInfo:
     role: str
     address: str
     software: str
-    started_s: float  # container start to "ready"
+    started_s: float  # container created to "ready"
 
 
 def start_nfs(lab: Lab) -> ServerInfo:
-    started = time.monotonic()
+    started = lab.started_at.get("nfs-server") or time.monotonic()
     lab.container("nfs-server")
     ready = lab.wait_for_log("nfs-server", "prober-nfs: ready", NFS_READY_TIMEOUT_S)
     took = time.monotonic() - started
@@ -42,7 +42,7 @@ def start_nfs(lab: Lab) -> ServerInfo:
 
 
 def start_smb(lab: Lab) -> ServerInfo:
-    started = time.monotonic()
+    started = lab.started_at.get("smb-server") or time.monotonic()
     lab.container("smb-server")
     ready = lab.wait_for_log("smb-server", "prober-smb: ready", SMB_READY_TIMEOUT_S)
     took = time.monotonic() - started

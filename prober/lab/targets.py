@@ -162,9 +162,9 @@ class LabTarget:
     def _prepare_shared_fs(self, lab: Lab) -> Iterator[PreparedTarget]:
         started = time.monotonic()
         role = SERVER_ROLE[self.family]
+        lab.ensure_images()
+        lab.start([role, *CLIENTS])  # in parallel; the server then becomes ready
         info = SHARED.server(lab, self.family)
-        for client in CLIENTS:
-            lab.container(client)
         path = servers.export_dir(lab, role, self.name)
         mounted: list[str] = []
         try:
@@ -236,8 +236,8 @@ class LabTarget:
         hosts = {"client1": "client1"}
         if self.name == "volume":
             hosts["client2"] = "client2"  # the same volume in both containers
-        for role in hosts.values():
-            lab.container(role)
+        lab.ensure_images()
+        lab.start(list(hosts.values()))
         workdir = f"/lab/{self.name}/run"
         lab.must(
             "client1", ["sh", "-c", f"rm -rf {workdir} && mkdir -p -m 0777 {workdir}"], "mkdir"

@@ -61,6 +61,8 @@ class Lab:
     build_report: images.BuildReport | None = None
     _support: dict[str, bool] | None = None
     _base: tuple[str, str] | None = None
+    _role_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)  # monotonic, per role
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -130,10 +132,36 @@ class Lab:
             return str(self.volumes[purpose].name)
 
     def container(self, role: str) -> Any:
+        """The running container of `role`, started now if needed (one start per role; other
+        roles may start at the same time)."""
         with self._lock:
-            if role not in self.containers:
-                self._start(role)
+            if role in self.containers:
+                return self.containers[role]
+            role_lock = self._role_locks.setdefault(role, threading.Lock())
+        with role_lock:
+            with self._lock:
+                if role in self.containers:
+                    return self.containers[role]
+            self._start(role)
             return self.containers[role]
+
+    def start(self, roles: list[str]) -> None:
+        """Start several containers in parallel (each start takes seconds under TCG)."""
+        errors: list[BaseException] = []
+
+        def one(role: str) -> None:
+            try:
+                self.container(role)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in roles]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def _start(self, role: str) -> None:
         tags = self.ensure_images()
@@ -159,6 +187,7 @@ class Lab:
         else:
             raise ValueError(f"unknown lab role {role!r}")
         self.log(f"starting {role}")
+        self.started_at[role] = time.monotonic()
         container = self.client.containers.create(
             image,
             name=self.name(role),
@@ -170,12 +199,12 @@ class Lab:
             stop_signal="SIGTERM",
             **kwargs,
         )
-        self.containers[role] = container
         container.start()
         container.reload()
-        self.addresses[role] = container.attrs["NetworkSettings"]["Networks"][network.name][
-            "IPAddress"
-        ]
+        address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+        with self._lock:
+            self.addresses[role] = address
+            self.containers[role] = container
 
     def wait_for_log(self, role: str, marker: str, timeout: float) -> str:
         """Wait until a container prints `marker`; its line is returned."""

@@ -18,7 +18,7 @@ from prober.lab import daemon, images
 from prober.targets import registry
 
 
-def _first_lock(target_name: str) -> dict[str, float]:
+def _first_lock(target_name: str, tags: dict[str, str]) -> dict[str, float]:
     from prober.lab.targets import SHARED, LabTarget
 
     cleanup = CleanupStack()
@@ -28,6 +28,8 @@ def _first_lock(target_name: str) -> dict[str, float]:
         assert isinstance(found, LabTarget)
         target = found
         assert target.unavailable_reason() is None
+        # The images built above: a source edit while the benchmark runs must not rebuild.
+        SHARED.get().tags = dict(tags)
         ready = time.monotonic()
         with target.prepare(cleanup) as prepared:
             prepared_at = time.monotonic()
@@ -63,13 +65,13 @@ def main() -> None:
     args = parser.parse_args()
     client = daemon.connect()
     started = time.monotonic()
-    _, report = images.ensure_images(client)
+    tags, report = images.ensure_images(client)
     print(
         f"images: built {report.built or 'nothing'}, reused {report.reused} "
         f"in {time.monotonic() - started:.1f} s (base: {report.base_source})"
     )
     for name in args.targets.split(","):
-        runs = [_first_lock(name) for _ in range(args.runs)]
+        runs = [_first_lock(name, tags) for _ in range(args.runs)]
         for key in runs[0]:
             values = [r[key] for r in runs]
             print(

@@ -9,11 +9,12 @@ time a target needs them and removed by the run's cleanup (also on Ctrl-C and on
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from prober.engine.agents import AgentPool
 from prober.errors import ProberError
 from prober.lab import channel, daemon, mounts, servers
 from prober.lab.images import DEFAULT_BASE
-from prober.lab.topology import CLIENTS, Lab
+from prober.lab.topology import CLIENTS, Lab, parallel
 from prober.targets import registry
 from prober.targets.base import Cleanup, PreparedTarget
 
@@ -167,19 +168,16 @@ class LabTarget:
         info = SHARED.server(lab, self.family)
         path = servers.export_dir(lab, role, self.name)
         mounted: list[str] = []
+        mount = mounts.mount_nfs if self.family == "nfs" else mounts.mount_smb
+
+        def mount_in(client: str) -> None:
+            mount(lab, client, self.name, info.address)
+            mounted.append(client)
+
         try:
-            for client in CLIENTS:
-                mount = mounts.mount_nfs if self.family == "nfs" else mounts.mount_smb
-                mount(lab, client, self.name, info.address)
-                mounted.append(client)
+            parallel([functools.partial(mount_in, client) for client in CLIENTS])
             workdir = f"{path}/run"
             lab.must(role, ["sh", "-c", f"rm -rf {workdir} && mkdir -m 0777 {workdir}"], "mkdir")
-            fingerprint = self._fingerprint(lab, workdir)
-            fingerprint["server_software"] = info.software
-            fingerprint["server_start_s"] = round(info.started_s, 2)
-            if self.family == "nfs":
-                fingerprint["grace_wait_s"] = self._wait_out_grace(lab, workdir)
-            fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
             hosts = {"client1": "client1", "client2": "client2", "server": role}
             smb = None
             if self.family == "smb":
@@ -191,7 +189,15 @@ class LabTarget:
                     "password": servers.SMB_PASSWORD,
                     "root": f"{self.name}/run",
                 }
-            with self._pool(lab, hosts) as pool:
+            with self._pool(lab, hosts, also=lambda: self._fingerprint(lab, workdir)) as (
+                pool,
+                fingerprint,
+            ):
+                fingerprint["server_software"] = info.software
+                fingerprint["server_start_s"] = round(info.started_s, 2)
+                if self.family == "nfs":
+                    fingerprint["grace_wait_s"] = self._wait_out_grace(pool, workdir)
+                fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
                 yield PreparedTarget(
                     name=self.name,
                     workdir=Path(workdir),
@@ -202,28 +208,31 @@ class LabTarget:
                     smb=smb,
                 )
         finally:
-            for client in mounted:
-                mounts.umount(lab, client, self.name)
+            parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])
 
-    def _wait_out_grace(self, lab: Lab, workdir: str) -> float:
+    def _wait_out_grace(self, pool: AgentPool, workdir: str) -> float:
         """Take one POSIX lock from client1; it waits while the server is in its grace
         period. Returns the seconds it took (the first target pays, the others see ~0)."""
-        script = (
-            "import fcntl, os, sys, time\n"
-            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)\n"
-            "t = time.monotonic()\n"
-            "fcntl.lockf(fd, fcntl.LOCK_EX)\n"
-            "print(round(time.monotonic() - t, 2))\n"
-            "os.unlink(sys.argv[1])\n"
-        )
-        probe = f"/lab/{self.name}/grace-probe"
-        output = lab.must(
-            "client1",
-            ["python3", "-c", script, probe],
-            "the first lock (waiting out the NFS grace period)",
-            GRACE_PROBE_TIMEOUT_S,
-        )
-        waited = float(output.strip().splitlines()[-1])
+        agent = pool.acquire("client1")
+        probe = f"{workdir}/.grace-probe"
+        try:
+            steps: list[dict[str, Any]] = [
+                {"op": "open", "path": probe, "create": True},
+                {"op": "lock", "api": "posix", "lock": "ex", "wait": True},
+                {"op": "unlink", "path": probe},
+            ]
+            replies = []
+            for step in steps:
+                reply = agent.call(step, GRACE_PROBE_TIMEOUT_S)
+                if reply is None or reply.get("outcome") != "granted":
+                    raise ProberError(
+                        f"the first lock on {self.name} ({step['op']}) did not succeed within "
+                        f"{GRACE_PROBE_TIMEOUT_S:.0f} s: {reply}"
+                    )
+                replies.append(reply)
+        finally:
+            pool.release(agent)
+        waited = round(int(replies[1].get("duration_ns", 0)) / 1e9, 2)
         if SHARED.grace_wait_s is None:
             SHARED.grace_wait_s = waited
             _log(f"first NFS lock ({self.name}) waited {waited:.1f} s for the grace period")
@@ -242,10 +251,12 @@ class LabTarget:
         lab.must(
             "client1", ["sh", "-c", f"rm -rf {workdir} && mkdir -p -m 0777 {workdir}"], "mkdir"
         )
-        fingerprint = self._fingerprint(lab, workdir)
-        fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
         try:
-            with self._pool(lab, hosts) as pool:
+            with self._pool(lab, hosts, also=lambda: self._fingerprint(lab, workdir)) as (
+                pool,
+                fingerprint,
+            ):
+                fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
                 yield PreparedTarget(
                     name=self.name,
                     workdir=Path(workdir),
@@ -265,16 +276,18 @@ class LabTarget:
         return facts
 
     @contextlib.contextmanager
-    def _pool(self, lab: Lab, hosts: dict[str, str]) -> Iterator[AgentPool]:
+    def _pool(
+        self, lab: Lab, hosts: dict[str, str], also: Callable[[], dict[str, Any]]
+    ) -> Iterator[tuple[AgentPool, dict[str, Any]]]:
+        """An agent pool on the target's hosts, warmed in parallel with `also` (the
+        fingerprint): starting Python in a container takes seconds under TCG."""
         containers = {host: lab.container(role) for host, role in hosts.items()}
         pool = AgentPool(channel.launcher(lab.client, containers))
         try:
-            # Start the agents the catalogue needs most, in parallel, before the first row.
-            pool.warm("client1", 2)
-            for host in hosts:
-                if host != "client1":
-                    pool.warm(host, 1)
-            yield pool
+            warm = [functools.partial(pool.warm, "client1", 2)]
+            warm += [functools.partial(pool.warm, host, 1) for host in hosts if host != "client1"]
+            *_, facts = parallel([*warm, also])
+            yield pool, dict(facts)
         finally:
             pool.close()
 

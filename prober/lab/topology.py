@@ -147,21 +147,7 @@ class Lab:
 
     def start(self, roles: list[str]) -> None:
         """Start several containers in parallel (each start takes seconds under TCG)."""
-        errors: list[BaseException] = []
-
-        def one(role: str) -> None:
-            try:
-                self.container(role)
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in roles]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        parallel([functools.partial(self.container, role) for role in roles])
 
     def _start(self, role: str) -> None:
         tags = self.ensure_images()
@@ -307,3 +293,25 @@ def _in_parallel(calls: list[Callable[[], object]], ignore: type[Exception]) -> 
 def _suppressing(call: Callable[[], object], ignore: type[Exception]) -> None:
     with contextlib.suppress(ignore):
         call()
+
+
+def parallel(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run calls in threads (lab steps are mostly waiting on the daemon); results in order,
+    the first error re-raised."""
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def one(index: int) -> None:
+        try:
+            results[index] = calls[index]()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -63,6 +63,7 @@ class Lab:
     _base: tuple[str, str] | None = None
     _role_locks: dict[str, threading.Lock] = field(default_factory=dict)
     started_at: dict[str, float] = field(default_factory=dict)  # monotonic, per role
+    closed: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -185,6 +186,9 @@ class Lab:
             stop_signal="SIGTERM",
             **kwargs,
         )
+        if self.closed:  # torn down (Ctrl-C) while this start was on its way
+            container.remove(force=True)
+            raise ProberError(f"the lab was torn down while {role} was starting")
         container.start()
         container.reload()
         address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
@@ -235,6 +239,7 @@ class Lab:
     def teardown(self) -> None:
         """Remove every container, the network and the volumes of this run."""
         with self._lock:
+            self.closed = True
             remove_run(self.client, self.run_id)
             self.containers.clear()
             self.volumes.clear()

@@ -206,6 +206,8 @@ class LabTarget:
                     pool=pool,
                     host_paths={host: Path(workdir) for host in hosts},
                     smb=smb,
+                    # Clients see the share through the kernel's cifs client (smb targets).
+                    features=frozenset({"cifs-mount"}) if self.family == "smb" else frozenset(),
                 )
         finally:
             parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])

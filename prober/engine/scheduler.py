@@ -68,7 +68,7 @@ class Runner:
             return "needs an SMB server (an smb target): LockFileEx is sent as SMB2 LOCK"
         for step in exp.steps:
             api = step.args.get("api")
-            if api == "lockfileex" and target.smb is not None:
+            if api == "lockfileex" and exp.needs_smb and target.smb is not None:
                 continue  # sent on the wire, not through the local Windows API
             if api:
                 reason = get_api(str(api)).available()

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 SHARED_FS = ("nfs3", "nfs4.2", "smb3", "smb3-nobrl")
 CONTAINER_FS = ("overlay", "volume", "container-tmpfs")
-ROWS = "*.clients,*.server-vs-client,*.processes,*.exclusive.readonly-fd"
+ROWS = "*.clients,*.server-vs-client,*.processes,*.exclusive.readonly-fd,lockfileex.*"
 
 
 @dataclass
@@ -124,3 +124,18 @@ def test_fingerprints_record_client_mount_options_and_server(results: Results) -
     for name in SHARED_FS:
         assert prints[name]["server_software"]
         assert prints[name]["docker_host_kernel"]
+
+
+def test_lockfileex_on_the_wire_follows_the_microsoft_documentation(results: Results) -> None:
+    # Each row's source: LockFileEx / UnlockFileEx / CreateFileW, MS-SMB2 3.3.5.14, MS-FSA
+    # 2.1.4.10, smb.conf(5) posix locking (on by default). Rows that also need a Linux cifs
+    # client are measurements of the kernel client, not asserted here.
+    wire = [e.id for e in load() if e.needs_smb and not e.requires]
+    wrong = {
+        row: f"{results['smb3'][row].outcome} ({results['smb3'][row].explanation})"
+        for row in wire
+        if results["smb3"][row].verdict != "as-reference"
+    }
+    assert wrong == {}
+    # A native Windows row is not sent on the wire: not applicable on Linux.
+    assert results["smb3"]["lockfileex.exclusive-exclusive.processes"].outcome == "not-applicable"

@@ -68,6 +68,13 @@ def run(
         str | None, typer.Option(help="Docker daemon for lab targets (or 'vm').")
     ] = None,
     keep: Annotated[bool, typer.Option(help="Leave the lab up after the run.")] = False,
+    base_image: Annotated[
+        str | None,
+        typer.Option(
+            help="Base image of the lab images (default debian:bookworm-slim; when it cannot "
+            "be pulled, prober builds its own with debootstrap)."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Run the experiment catalogue on targets and write results and a matrix."""
@@ -84,6 +91,7 @@ def run(
             step_timeout=step_timeout,
             docker_host=docker_host,
             keep=keep,
+            base_image=base_image,
             quiet=quiet,
         )
     )

@@ -55,6 +55,7 @@ def run(
     step_timeout: float,
     docker_host: str | None = None,
     keep: bool = False,
+    base_image: str | None = None,
     quiet: bool = False,
 ) -> int:
     # Everything the user gave is checked before anything is created.
@@ -63,6 +64,8 @@ def run(
     experiments = select(load(), experiment, api)
     if docker_host:
         os.environ["DOCKER_HOST"] = docker_host
+    if base_image:
+        os.environ["PROBER_BASE_IMAGE"] = base_image  # read by prober.lab.targets
     if keep:
         os.environ["PROBER_LAB_KEEP"] = "1"  # read by prober.lab.targets at teardown
     targets = registry.select(fs, path)

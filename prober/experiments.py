@@ -17,6 +17,7 @@ import yaml
 
 from prober.engine.outcome import parse_outcome
 from prober.errors import UsageError
+from prober.yaml_lines import LineLoader, line_of
 
 MATRIX_DIR = Path(
     os.environ.get("PROBER_MATRIX_DIR", Path(__file__).resolve().parent.parent / "matrix")
@@ -171,21 +172,7 @@ class _Ctx:
         self.errors.append(f"{self.file}:{line}: {where}: {problem}")
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader that remembers the line of every mapping under the key '__line__'."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping  # type: ignore[return-value]
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _line(node: Any, default: int = 0) -> int:
-    return int(node.get("__line__", default)) if isinstance(node, dict) else default
+_line = line_of
 
 
 def _choice(ctx: _Ctx, line: int, where: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -340,7 +327,7 @@ def _steps(
 def parse(text: str, file: str = "<string>") -> list[Experiment]:
     ctx = _Ctx(file)
     try:
-        doc = yaml.load(text, Loader=_LineLoader)
+        doc = yaml.load(text, Loader=LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0

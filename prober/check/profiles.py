@@ -20,6 +20,7 @@ from prober.engine.outcome import Verdict
 from prober.errors import UsageError
 from prober.experiments import MATRIX_DIR
 from prober.results import Cell
+from prober.yaml_lines import LineLoader, line_of
 
 DEFAULT_FILE = MATRIX_DIR / "profiles.yaml"
 PROFILE_KEYS = frozenset(
@@ -49,19 +50,6 @@ class Profile:
     line: int = 0
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Remembers the line of each mapping under '__line__' for file:line errors."""
-
-
-def _mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping  # type: ignore[return-value]
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
 def parse(text: str, file: str, known_rows: set[str]) -> dict[str, Profile]:
     """Profiles by name; the first problem is raised as ``file:line: where: problem``."""
     errors: list[str] = []
@@ -70,7 +58,7 @@ def parse(text: str, file: str, known_rows: set[str]) -> dict[str, Profile]:
         errors.append(f"{file}:{line}: {where}: {problem}")
 
     try:
-        doc = yaml.load(text, Loader=_LineLoader)
+        doc = yaml.load(text, Loader=LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
@@ -79,7 +67,7 @@ def parse(text: str, file: str, known_rows: set[str]) -> dict[str, Profile]:
         raise UsageError(f"{file}:1: profiles: the file must hold a list under 'profiles'")
     profiles: dict[str, Profile] = {}
     for entry in doc["profiles"]:
-        line = int(entry.get("__line__", 0)) if isinstance(entry, dict) else 0
+        line = line_of(entry)
         if not isinstance(entry, dict):
             error(line, "profiles[]", "each profile must be a mapping")
             continue
@@ -106,7 +94,7 @@ def parse(text: str, file: str, known_rows: set[str]) -> dict[str, Profile]:
             error(line, f"{where}.relies_on", "must list the rows the tool relies on")
             raw = []
         for item in raw:
-            iline = int(item.get("__line__", line)) if isinstance(item, dict) else line
+            iline = line_of(item, line)
             if not isinstance(item, dict) or not item.get("row") or not item.get("why"):
                 error(iline, f"{where}.relies_on", "each item needs `row` and `why`")
                 continue

@@ -71,6 +71,15 @@ def run(
     targets = registry.select(fs, path)
     fmts = report.parse_formats(formats)
     check_out_dir(out)
+    if docker_host == "vm" and any(t.name in registry.LAB_TARGETS for t in targets):
+        # `--docker-host vm`: start (building once) the Docker-host VM and use it.
+        from prober.lab import vm
+
+        def say(text: str) -> None:
+            if not quiet:
+                print(f"prober: {text}", file=sys.stderr, flush=True)
+
+        os.environ["DOCKER_HOST"] = vm.ensure_running(log=say)
     out.mkdir(parents=True, exist_ok=True)
 
     results = RunResults(started_at=_now(), host=host_info(), argv=sys.argv[1:])

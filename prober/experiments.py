@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from prober.engine.outcome import parse_outcome
 from prober.errors import UsageError
-from prober.yaml_lines import LineLoader, line_of
+from prober.yaml_lines import line_of, load_list
 
 MATRIX_DIR = Path(
     os.environ.get("PROBER_MATRIX_DIR", Path(__file__).resolve().parent.parent / "matrix")
@@ -326,17 +324,10 @@ def _steps(
 
 def parse(text: str, file: str = "<string>") -> list[Experiment]:
     ctx = _Ctx(file)
-    try:
-        doc = yaml.load(text, Loader=LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise UsageError(f"{file}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("experiments"), list):
-        raise UsageError(f"{file}:1: experiments: the file must hold a list under 'experiments'")
+    entries = load_list(text, file, "experiments")
     experiments: list[Experiment] = []
     seen: dict[str, int] = {}
-    for entry in doc["experiments"]:
+    for entry in entries:
         line = _line(entry)
         if not isinstance(entry, dict):
             ctx.error(line, "experiments[]", "each experiment must be a mapping")

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from prober.engine.outcome import Verdict
 from prober.errors import UsageError
 from prober.experiments import MATRIX_DIR
 from prober.results import Cell
-from prober.yaml_lines import LineLoader, line_of
+from prober.yaml_lines import line_of, load_list
 
 DEFAULT_FILE = MATRIX_DIR / "profiles.yaml"
 PROFILE_KEYS = frozenset(
@@ -57,16 +55,9 @@ def parse(text: str, file: str, known_rows: set[str]) -> dict[str, Profile]:
     def error(line: int, where: str, problem: str) -> None:
         errors.append(f"{file}:{line}: {where}: {problem}")
 
-    try:
-        doc = yaml.load(text, Loader=LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise UsageError(f"{file}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("profiles"), list):
-        raise UsageError(f"{file}:1: profiles: the file must hold a list under 'profiles'")
+    entries = load_list(text, file, "profiles")
     profiles: dict[str, Profile] = {}
-    for entry in doc["profiles"]:
+    for entry in entries:
         line = line_of(entry)
         if not isinstance(entry, dict):
             error(line, "profiles[]", "each profile must be a mapping")

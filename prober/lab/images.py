@@ -10,6 +10,7 @@ has it nor can pull it, prober imports its own debootstrap tree of bookworm.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import tarfile
@@ -22,6 +23,7 @@ from typing import Any
 
 from prober.errors import ProberError
 from prober.lab.daemon import LABEL
+from prober.lab.parallel import parallel
 
 DEFAULT_BASE = "debian:bookworm-slim"
 RECIPE = "1"  # bump when the way images are assembled changes
@@ -225,25 +227,11 @@ def ensure_images(
         base_spec = SPECS["base"]
         tags["base"] = _ensure_one(client, base_spec, base_id, report, log)
         parent_id = str(client.images.get(tags["base"]).id)
-        errors: list[BaseException] = []
 
         def one(spec: ImageSpec) -> None:
-            try:
-                tags[spec.name] = _ensure_one(client, spec, parent_id, report, log, tags["base"])
-            except BaseException as exc:
-                errors.append(exc)
+            tags[spec.name] = _ensure_one(client, spec, parent_id, report, log, tags["base"])
 
-        threads = [
-            threading.Thread(target=one, args=(spec,), daemon=True)
-            for spec in SPECS.values()
-            if spec.parent == "base"
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        parallel([functools.partial(one, s) for s in SPECS.values() if s.parent == "base"])
         report.seconds = time.monotonic() - started
         return tags, report
 

@@ -22,7 +22,8 @@ from prober.engine.agents import AgentPool
 from prober.errors import ProberError
 from prober.lab import channel, daemon, mounts, servers
 from prober.lab.images import DEFAULT_BASE
-from prober.lab.topology import CLIENTS, Lab, parallel
+from prober.lab.parallel import parallel
+from prober.lab.topology import CLIENTS, Lab
 from prober.targets import registry
 from prober.targets.base import Cleanup, PreparedTarget
 

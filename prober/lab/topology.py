@@ -25,6 +25,7 @@ from typing import Any
 from prober.errors import ProberError
 from prober.lab import images
 from prober.lab.daemon import LABEL, ROLE_LABEL, RUN_LABEL, kernel_release, kernel_support
+from prober.lab.parallel import parallel
 
 Log = Callable[[str], None]
 EXEC_TIMEOUT_S = 60.0
@@ -298,25 +299,3 @@ def _in_parallel(calls: list[Callable[[], object]], ignore: type[Exception]) -> 
 def _suppressing(call: Callable[[], object], ignore: type[Exception]) -> None:
     with contextlib.suppress(ignore):
         call()
-
-
-def parallel(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run calls in threads (lab steps are mostly waiting on the daemon); results in order,
-    the first error re-raised."""
-    results: list[Any] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def one(index: int) -> None:
-        try:
-            results[index] = calls[index]()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results

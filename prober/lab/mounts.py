@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from prober.errors import ProberError
-from prober.lab.servers import SMB_PASSWORD, SMB_SHARE, SMB_USER
+from prober.lab.servers import SMB_PASSWORD, SMB_SHARES, SMB_USER
 from prober.lab.topology import Lab
 
 MOUNT_TIMEOUT_S = 60.0
@@ -14,7 +14,11 @@ UMOUNT_TIMEOUT_S = 20.0
 
 # Mount options per target (everything else is the client's default, recorded as mounted).
 NFS_VERSIONS = {"nfs3": "3", "nfs4.0": "4.0", "nfs4.1": "4.1", "nfs4.2": "4.2"}
-SMB_OPTIONS = {"smb3": "vers=3.1.1", "smb3-nobrl": "vers=3.1.1,nobrl"}
+SMB_OPTIONS = {
+    "smb3": "vers=3.1.1",
+    "smb3-nobrl": "vers=3.1.1,nobrl",
+    "smb3-noposixlocking": "vers=3.1.1",
+}
 
 
 def mount_nfs(lab: Lab, role: str, target: str, server: str) -> None:
@@ -45,7 +49,7 @@ def mount_smb(lab: Lab, role: str, target: str, server: str) -> None:
             "cifs",
             "-o",
             f"{options},{credentials}",
-            f"//{server}/{SMB_SHARE}/{target}",
+            f"//{server}/{SMB_SHARES[target]}/{target}",
             point,
         ],
         f"mount -t cifs -o {options} (target {target})",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from prober.errors import ProberError
 from prober.lab.topology import Lab
 
 NFS_READY_TIMEOUT_S = 90.0
@@ -17,7 +18,12 @@ SMB_READY_TIMEOUT_S = 60.0
 GRACE_S = 10  # the smallest grace and lease time nfsd accepts
 SMB_USER = "prober"
 SMB_PASSWORD = "prober-lab-password"  # the lab network is private to one run
-SMB_SHARE = "prober"
+# The share each SMB target mounts (containers/smb-server/smb.conf): they differ only in the
+# Samba setting the target is named after.
+SMB_SHARES = {"smb3": "prober", "smb3-nobrl": "prober", "smb3-noposixlocking": "prober-noposix"}
+# Share settings that decide how SMB locks meet other lockers (smb.conf(5)); each SMB
+# target's fingerprint records their effective values as testparm reports them.
+LOCK_SETTINGS = ("posix locking", "strict locking", "oplocks", "kernel oplocks")
 
 
 @dataclass
@@ -63,3 +69,25 @@ def export_dir(lab: Lab, role: str, target: str) -> str:
         f"making the export directory for {target}",
     )
     return f"/lab/{target}"
+
+
+def share_settings(lab: Lab, target: str) -> dict[str, str]:
+    """The effective lock settings of ``target``'s share, as the server's testparm sees them."""
+    share = SMB_SHARES[target]
+    # One exec for all settings (a process start in a container costs seconds under TCG);
+    # testparm's own chatter goes to stderr, so keep only the marked lines.
+    script = "".join(
+        f'printf "setting:%s=%s\\n" "{name}" "$(testparm -s --section-name={share} '
+        f"--parameter-name='{name}' 2>/dev/null)\"; "
+        for name in LOCK_SETTINGS
+    )
+    output = lab.must("smb-server", ["sh", "-c", script], f"reading share {share}'s settings")
+    settings = {"share": share}
+    for line in output.splitlines():
+        if line.startswith("setting:") and "=" in line:
+            name, value = line.removeprefix("setting:").split("=", 1)
+            settings[name] = value.strip()
+    missing = [name for name in LOCK_SETTINGS if not settings.get(name)]
+    if missing:
+        raise ProberError(f"testparm gave no value for {', '.join(missing)} of share {share}")
+    return settings

@@ -1,6 +1,7 @@
-"""Lab targets: nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl (kernel clients in two client
-containers against a server container) and overlay, volume, container-tmpfs (a container's
-own filesystems). Importing this module registers them with prober.targets.registry.
+"""Lab targets: nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, smb3-noposixlocking (kernel
+clients in two client containers against a server container) and overlay, volume,
+container-tmpfs (a container's own filesystems). Importing this module registers them with
+prober.targets.registry.
 
 One lab serves the whole run: its images, network, servers and clients are made the first
 time a target needs them and removed by the run's cleanup (also on Ctrl-C and on error).
@@ -38,6 +39,7 @@ FAMILY = {
     "nfs4.2": "nfs",
     "smb3": "smb",
     "smb3-nobrl": "smb",
+    "smb3-noposixlocking": "smb",
     "overlay": "container",
     "volume": "container",
     "container-tmpfs": "container",
@@ -49,6 +51,7 @@ DESCRIPTIONS = {
     "nfs4.2": "kernel NFSv4.2 between two client containers and nfsd",
     "smb3": "kernel cifs, SMB 3.1.1, byte-range locks on, against Samba",
     "smb3-nobrl": "kernel cifs, SMB 3.1.1 with nobrl (locks stay on the client), against Samba",
+    "smb3-noposixlocking": "kernel cifs, SMB 3.1.1, against a Samba share with posix locking = no",
     "overlay": "a file in a container's own overlay2 root filesystem",
     "volume": "a named Docker volume (the Docker host's disk) shared by two containers",
     "container-tmpfs": "a tmpfs mounted in a container",
@@ -185,7 +188,7 @@ class LabTarget:
                 smb = {
                     "server": info.address,
                     "port": 445,
-                    "share": servers.SMB_SHARE,
+                    "share": servers.SMB_SHARES[self.name],
                     "username": servers.SMB_USER,
                     "password": servers.SMB_PASSWORD,
                     "root": f"{self.name}/run",
@@ -196,6 +199,8 @@ class LabTarget:
             ):
                 fingerprint["server_software"] = info.software
                 fingerprint["server_start_s"] = round(info.started_s, 2)
+                if self.family == "smb":
+                    fingerprint["samba_share"] = servers.share_settings(lab, self.name)
                 if self.family == "nfs":
                     fingerprint["grace_wait_s"] = self._wait_out_grace(pool, workdir)
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)

@@ -27,13 +27,14 @@ LAB_TARGETS = (
     "nfs4.2",
     "smb3",
     "smb3-nobrl",
+    "smb3-noposixlocking",
     "overlay",
     "volume",
     "container-tmpfs",
 )
 GROUPS: dict[str, tuple[str, ...]] = {
     "nfs": ("nfs3", "nfs4.0", "nfs4.1", "nfs4.2"),
-    "smb": ("smb3", "smb3-nobrl"),
+    "smb": ("smb3", "smb3-nobrl", "smb3-noposixlocking"),
     "lab": LAB_TARGETS,
 }
 LAB_MODULE = "prober.lab.targets"

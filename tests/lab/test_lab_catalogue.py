@@ -20,9 +20,13 @@ from prober.targets import registry
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
-SHARED_FS = ("nfs3", "nfs4.2", "smb3", "smb3-nobrl")
+SHARED_FS = ("nfs3", "nfs4.2", "smb3", "smb3-nobrl", "smb3-noposixlocking")
+SERVER_ROWS = ("lockfileex.vs-server-posix", "lockfileex.server-posix-vs-client")
 CONTAINER_FS = ("overlay", "volume", "container-tmpfs")
-ROWS = "*.clients,*.server-vs-client,*.processes,*.exclusive.readonly-fd,lockfileex.*"
+ROWS = (
+    "*.clients,*.server-vs-client,*.processes,*.exclusive.readonly-fd,lockfileex.*,"
+    "setup.delete-locked-file.lockfileex"
+)
 
 
 @dataclass
@@ -139,3 +143,54 @@ def test_lockfileex_on_the_wire_follows_the_microsoft_documentation(results: Res
     assert wrong == {}
     # A native Windows row is not sent on the wire: not applicable on Linux.
     assert results["smb3"]["lockfileex.exclusive-exclusive.processes"].outcome == "not-applicable"
+
+
+def _not(results: Results, target: str, rows: list[str], verdict: str) -> dict[str, str]:
+    """The rows of ``target`` whose verdict is not ``verdict``, with what they measured."""
+    cells = results[target]
+    return {
+        r: f"{cells[r].outcome} ({cells[r].explanation})"
+        for r in rows
+        if cells[r].verdict != verdict
+    }
+
+
+def test_smb_fingerprints_record_the_shares_lock_settings(results: Results) -> None:
+    # The setting each SMB target is named after, as the server's testparm reports it.
+    settings = {t: results.fingerprints[t]["samba_share"] for t in SHARED_FS if "smb" in t}
+    assert settings["smb3"]["posix locking"].lower() == "yes"  # smb.conf(5): default yes
+    assert settings["smb3-noposixlocking"]["posix locking"].lower() == "no"
+    assert settings["smb3"]["share"] != settings["smb3-noposixlocking"]["share"]
+
+
+def test_posix_locking_maps_smb_locks_to_the_servers_posix_locks(results: Results) -> None:
+    # smb.conf(5) posix locking (default yes): SMB clients' locks are mapped to POSIX locks,
+    # "consistent with those seen by POSIX compliant applications accessing the files via a
+    # non-SMB method" - a process on the server and a wire client exclude each other.
+    for row in SERVER_ROWS:
+        assert _outcome(results, "smb3", row).startswith("denied"), row
+
+
+def test_posix_locking_no_hides_smb_locks_from_the_servers_processes(results: Results) -> None:
+    # smb.conf(5): with posix locking = no the mapping is not made, so neither side sees the
+    # other's lock: both server-vs-client rows are granted where the default refuses.
+    for row in SERVER_ROWS:
+        cell = results["smb3-noposixlocking"][row]
+        assert (cell.outcome, cell.verdict) == ("granted", "no-exclusion"), row
+    # Between SMB clients Samba's own lock database still decides (the setting only turns off
+    # the mapping to POSIX locks): every other wire row stays as Microsoft documents it.
+    wire = [e.id for e in load() if e.needs_smb and not e.requires and e.id not in SERVER_ROWS]
+    assert _not(results, "smb3-noposixlocking", wire, "as-reference") == {}
+
+
+def test_a_cifs_clients_locks_meet_wire_locks_unless_nobrl(results: Results) -> None:
+    # mount.cifs(8): without nobrl the cifs client sends byte-range lock requests to the
+    # server (flock(2) NOTES: on CIFS flock is emulated with them), so a LockFileEx client on
+    # the wire and a Linux client's flock/fcntl exclude each other; with nobrl they are not
+    # sent, so the other side is granted.
+    rows = [e.id for e in load() if "cifs-mount" in e.requires]
+    assert rows, "the catalogue has cifs-vs-wire rows"
+    assert _not(results, "smb3", rows, "as-reference") == {}
+    for row in rows:
+        cell = results["smb3-nobrl"][row]
+        assert (cell.outcome, cell.verdict) == ("granted", "no-exclusion"), row

@@ -1,9 +1,12 @@
 """LockFileEx / UnlockFileEx (Windows), through ctypes.
 
 Byte ranges are 64-bit offsets and lengths that the Win32 API takes split into low and high
-DWORDs (the offset through an OVERLAPPED structure). On other platforms the API reports itself
-unavailable and its matrix rows are `not-applicable`; SMB targets reach the same semantics on
-the wire (SMB2 LOCK). This module is not exercised on Windows by this project's CI.
+DWORDs (the offset through an OVERLAPPED structure). The fd is one the `open` step made with
+CreateFileW (prober.apis.win32_files); a refused request is an OSError carrying
+ERROR_LOCK_VIOLATION, which the engine reports as `denied:ERROR_LOCK_VIOLATION`. On other
+platforms the API reports itself unavailable and its matrix rows are `not-applicable`; SMB
+targets reach the same semantics on the wire (SMB2 LOCK). This module is type-checked for
+Windows but not exercised on Windows by this project's CI.
 """
 
 from __future__ import annotations
@@ -11,14 +14,13 @@ from __future__ import annotations
 import ctypes
 import sys
 from dataclasses import dataclass
-from typing import Any
 
+from prober.apis import win32_files
 from prober.apis.base import Conflict, Mode
 
 LOCKFILE_FAIL_IMMEDIATELY = 0x1
 LOCKFILE_EXCLUSIVE_LOCK = 0x2
-ERROR_LOCK_VIOLATION = 33
-ERROR_IO_PENDING = 997
+ERROR_LOCK_VIOLATION = win32_files.ERROR_LOCK_VIOLATION
 _DWORD_MASK = 0xFFFFFFFF
 
 
@@ -48,33 +50,6 @@ def pack_lock_args(mode: Mode, start: int, length: int, wait: bool) -> LockArgs:
     return LockArgs(flags, off_lo, off_hi, len_lo, len_hi)
 
 
-class _Overlapped(ctypes.Structure):
-    _fields_ = (
-        ("Internal", ctypes.c_size_t),
-        ("InternalHigh", ctypes.c_size_t),
-        ("Offset", ctypes.c_uint32),
-        ("OffsetHigh", ctypes.c_uint32),
-        ("hEvent", ctypes.c_void_p),
-    )
-
-
-def _kernel32() -> Any:
-    return ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
-
-
-def _handle(fd: int) -> int:
-    import msvcrt
-
-    return int(msvcrt.get_osfhandle(fd))  # type: ignore[attr-defined]
-
-
-def _raise_last_error() -> None:
-    code = ctypes.get_last_error()  # type: ignore[attr-defined]
-    if code == ERROR_LOCK_VIOLATION:
-        raise BlockingIOError(11, "LockFileEx: ERROR_LOCK_VIOLATION")
-    raise OSError(code, f"LockFileEx failed with Win32 error {code}")
-
-
 class LockFileExApi:
     name = "lockfileex"
     ranged = True
@@ -86,25 +61,34 @@ class LockFileExApi:
 
     def lock(self, fd: int, mode: Mode, start: int, length: int, wait: bool) -> None:
         args = pack_lock_args(mode, start, length, wait)
-        ov = _Overlapped(0, 0, args.offset_low, args.offset_high, None)
-        ok = _kernel32().LockFileEx(
-            _handle(fd), args.flags, 0, args.length_low, args.length_high, ctypes.byref(ov)
+        ov = win32_files.Overlapped(0, 0, args.offset_low, args.offset_high, None)
+        ok = win32_files.kernel32().LockFileEx(
+            win32_files.os_handle(fd),
+            args.flags,
+            0,
+            args.length_low,
+            args.length_high,
+            ctypes.byref(ov),
         )
         if not ok:
-            _raise_last_error()
+            # ERROR_LOCK_VIOLATION when a fail-immediately request is refused
+            raise win32_files.last_error("LockFileEx")
 
     def unlock(self, fd: int, start: int, length: int) -> None:
-        off_lo, off_hi = split_dword(start)
         len_lo, len_hi = split_dword(length)
-        ov = _Overlapped(0, 0, off_lo, off_hi, None)
-        if not _kernel32().UnlockFileEx(_handle(fd), 0, len_lo, len_hi, ctypes.byref(ov)):
-            _raise_last_error()
+        ov = win32_files.overlapped_at(start)
+        handle = win32_files.os_handle(fd)
+        if not win32_files.kernel32().UnlockFileEx(handle, 0, len_lo, len_hi, ctypes.byref(ov)):
+            # ERROR_NOT_LOCKED for a range that is not exactly a locked one
+            raise win32_files.last_error("UnlockFileEx")
 
     def test(self, fd: int, mode: Mode, start: int, length: int) -> Conflict | None:
         # Windows has no lock test call: take the lock fail-immediately and give it back.
         try:
             self.lock(fd, mode, start, length, wait=False)
-        except BlockingIOError:
+        except OSError as exc:
+            if not win32_files.is_lock_conflict(exc):
+                raise
             return Conflict(mode=Mode.EXCLUSIVE, start=start, length=length, pid=-1)
         self.unlock(fd, start, length)
         return None

@@ -8,11 +8,12 @@ holding a deadline over it (see prober.engine.scheduler).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from prober.apis import get_api
+from prober.apis import get_api, win32_files
 from prober.apis.base import Mode
 from prober.engine.outcome import Kind, classify_errno, errno_name, format_outcome
 
@@ -31,14 +32,18 @@ def _fd(req: dict[str, Any], handles: Handles) -> int:
 
 
 def op_open(req: dict[str, Any], handles: Handles) -> Reply:
-    flags = _OPEN_FLAGS[req.get("mode", "rw")] | os.O_CLOEXEC
-    if req.get("create"):
-        flags |= os.O_CREAT
-    if req.get("excl"):
-        flags |= os.O_EXCL
-    if req.get("directory"):
-        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    fd = os.open(req["path"], flags, 0o644)
+    if sys.platform == "win32":
+        # CreateFileW with the step's access, share mode (share: rwd) and disposition.
+        fd = win32_files.open_fd(str(req["path"]), win32_files.create_args_of(req))
+    else:
+        flags = _OPEN_FLAGS[req.get("mode", "rw")] | os.O_CLOEXEC
+        if req.get("create"):
+            flags |= os.O_CREAT
+        if req.get("excl"):
+            flags |= os.O_EXCL
+        if req.get("directory"):
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        fd = os.open(req["path"], flags, 0o644)
     old = handles.pop(req.get("handle", "f"), None)
     if old is not None:
         os.close(old)
@@ -110,13 +115,21 @@ def op_hold_loop(req: dict[str, Any], handles: Handles) -> Reply:
 
 
 def op_read(req: dict[str, Any], handles: Handles) -> Reply:
-    data = os.pread(_fd(req, handles), int(req.get("size", 1)), int(req.get("offset", 0)))
+    fd, size, offset = _fd(req, handles), int(req.get("size", 1)), int(req.get("offset", 0))
+    if sys.platform == "win32":  # ReadFile: a locked range answers ERROR_LOCK_VIOLATION
+        data = win32_files.read_at(fd, offset, size)
+    else:
+        data = os.pread(fd, size, offset)
     return {"detail": {"data": data.decode("latin-1")}}
 
 
 def op_write(req: dict[str, Any], handles: Handles) -> Reply:
     data = str(req.get("data", "x")).encode("latin-1")
-    written = os.pwrite(_fd(req, handles), data, int(req.get("offset", 0)))
+    fd, offset = _fd(req, handles), int(req.get("offset", 0))
+    if sys.platform == "win32":
+        written = win32_files.write_at(fd, offset, data)
+    else:
+        written = os.pwrite(fd, data, offset)
     return {"detail": {"written": written}}
 
 
@@ -126,7 +139,12 @@ def op_unlink(req: dict[str, Any], handles: Handles) -> Reply:
 
 
 def op_rename(req: dict[str, Any], handles: Handles) -> Reply:
-    os.rename(req["path"], req["to"])
+    if sys.platform == "win32":
+        # rename(2) replaces an existing target; on Windows that is MoveFileExW with
+        # MOVEFILE_REPLACE_EXISTING (os.replace), where os.rename would refuse.
+        os.replace(req["path"], req["to"])
+    else:
+        os.rename(req["path"], req["to"])
     return {}
 
 
@@ -158,6 +176,8 @@ def op_sleep(req: dict[str, Any], handles: Handles) -> Reply:
 
 
 def op_identity(req: dict[str, Any], handles: Handles) -> Reply:
+    if sys.platform == "win32":  # no numeric uid/gid on Windows
+        return {"detail": {"pid": os.getpid(), "uid": None, "gid": None}}
     return {"detail": {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}}
 
 
@@ -283,9 +303,13 @@ def execute(req: dict[str, Any], handles: Handles) -> Reply:
     """Run one op; return {outcome, errno, t_start_ns, duration_ns, detail}."""
     op = OPS[req["op"]]
     start = time.monotonic_ns()
+    smb = _is_smb(req)
     try:
-        reply = smb_op(req) if _is_smb(req) else op(req, handles)
+        reply = smb_op(req) if smb else op(req, handles)
     except OSError as exc:
+        winerror = win32_files.winerror_of(exc)  # a native Win32 call failed (Windows only)
+        if winerror is not None and not smb:
+            return win32_failure(req, winerror, str(exc), start)
         end = time.monotonic_ns()
         name = errno_name(exc.errno) if exc.errno is not None else "EIO"
         kind = classify_errno(name, lock_call=req["op"] in LOCK_OPS)
@@ -305,6 +329,21 @@ def execute(req: dict[str, Any], handles: Handles) -> Reply:
         "t_start_ns": start,
         "duration_ns": end - start,
         "detail": reply.get("detail", {}),
+    }
+
+
+def win32_failure(req: dict[str, Any], code: int, message: str, start: int) -> Reply:
+    """A native Windows call's failure as an outcome: Win32 error names stand where errnos
+    stand (`denied:ERROR_SHARING_VIOLATION`); the raw code is kept in the detail."""
+    took = time.monotonic_ns() - start
+    name = win32_files.win32_error_name(code)
+    refused = win32_files.is_refusal(name, lock_call=req["op"] in LOCK_OPS)
+    return {
+        "outcome": format_outcome(Kind.DENIED if refused else Kind.ERROR, name),
+        "errno": name,
+        "t_start_ns": start,
+        "duration_ns": took,
+        "detail": {"message": message, "win32_error": code},
     }
 
 

@@ -5,6 +5,9 @@ Requests name a thread (default "main"); each thread runs its requests in order,
 thread can sit in a blocking lock call while others go on. `fork` makes a child agent that
 inherits the open handles; requests with `"route": "<child>"` are relayed to it.
 Replies carry the request id. The agent exits when stdin closes.
+
+On Windows the agent runs too (the native LockFileEx path): there is no fork (a `fork` step
+answers not-applicable), no numeric uid (the hello leaves it out) and no uid switching.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import Any, BinaryIO
 
 from prober import __version__
 from prober.engine.ops import Handles, execute, reset_smb
+from prober.engine.outcome import Kind
+
+NO_FORK = "fork(2) does not exist on Windows: no process there starts as a copy of another"
 
 
 class LineWriter:
@@ -57,7 +63,10 @@ class Agent:
         self.children: dict[str, Child] = {}
 
     def serve(self) -> None:
-        self.writer.send({"hello": os.getpid(), "uid": os.getuid(), "version": __version__})
+        hello: dict[str, Any] = {"hello": os.getpid(), "version": __version__}
+        if sys.platform != "win32":  # Windows has no numeric uid: the engine reads -1
+            hello["uid"] = os.getuid()
+        self.writer.send(hello)
         for line in self.reader:
             if not line.strip():
                 continue
@@ -113,6 +122,11 @@ class Agent:
         self.writer.send({"id": req["id"], "outcome": "granted", "errno": None, "detail": {}})
 
     def _fork(self, req: dict[str, Any]) -> None:
+        if sys.platform == "win32":
+            outcome = Kind.NOT_APPLICABLE.value
+            detail = {"reason": NO_FORK}
+            self.writer.send({"id": req["id"], "outcome": outcome, "errno": None, "detail": detail})
+            return
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         pid = os.fork()
@@ -140,6 +154,8 @@ class Agent:
 
 
 def _kill(pid: int) -> None:
+    if sys.platform == "win32":
+        return  # no forked children on Windows
     try:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -158,6 +174,8 @@ def drop_privileges(spec: str) -> None:
     import prober.apis.lockfileex
     import prober.apis.posix  # noqa: F401
 
+    if sys.platform == "win32":
+        raise SystemExit("prober agent: PROBER_AGENT_USER (a uid:gid) has no meaning on Windows")
     uid, gid = (int(x) for x in spec.split(":"))
     os.setgroups([])
     os.setgid(gid)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import platform
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from prober import __version__
 from prober.errors import UsageError
 from prober.fingerprint import fingerprint_path
 from prober.targets.base import Cleanup, PreparedTarget
@@ -22,9 +25,35 @@ WORKDIR_MODE = 0o755
 
 def describe(workdir: Path) -> dict[str, Any]:
     """The fingerprint of a prepared workdir, plus whether the unprivileged uid reaches it."""
+    if sys.platform == "win32":
+        return describe_windows(workdir)
     facts = fingerprint_path(workdir)
     facts["unprivileged_access"] = unprivileged_access(workdir)
     return facts
+
+
+def describe_windows(workdir: Path) -> dict[str, Any]:
+    """Windows has no statfs(2) or mountinfo: the volume's file system name (NTFS, ReFS...)
+    and drive type (`remote` for a network share) stand in for them."""
+    from prober.apis.win32_files import volume_facts
+
+    facts = volume_facts(str(workdir))
+    facts.update(
+        kernel=f"Windows {platform.version()}",
+        mount_point=facts["volume"],
+        prober_version=__version__,
+        uid=None,
+        euid=None,
+        unprivileged_access=None,
+    )
+    return facts
+
+
+def _whoami() -> str:
+    if sys.platform == "win32":
+        return "this user"
+    else:
+        return f"uid {os.geteuid()}"
 
 
 def check_path(path: Path) -> Path:
@@ -34,9 +63,7 @@ def check_path(path: Path) -> Path:
     if not path.is_dir():
         raise UsageError(f"--path {path} is not a directory; give an existing writable directory")
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(
-            f"--path {path} is not writable by uid {os.geteuid()}; give a writable directory"
-        )
+        raise UsageError(f"--path {path} is not writable by {_whoami()}; give a writable directory")
     return path
 
 

@@ -8,6 +8,7 @@ Undo runs the other way: unmount (lazily if busy), detach the loop device, remov
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -61,6 +62,8 @@ class LoopFsTarget:
         self.description = f"a fresh {fstype} filesystem in a loop-mounted image file"
 
     def unavailable_reason(self) -> str | None:
+        if not sys.platform.startswith("linux"):
+            return f"needs Linux (a loop-mounted {self.spec.fstype} image)"
         if not is_root():
             return "needs root (loop mount)"
         for tool, package in ((self.spec.mkfs, self.spec.package), *_TOOLS):
@@ -84,7 +87,8 @@ class LoopFsTarget:
             os.chmod(base, WORKDIR_MODE)  # the mount point below must be traversable
             image = base / f"{spec.fstype}.img"
             with open(image, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)
+                if sys.platform != "win32":  # unavailable there anyway
+                    os.fchmod(handle.fileno(), 0o600)
                 handle.truncate(spec.image_bytes)
             run_tool(
                 [spec.mkfs, *spec.mkfs_args, "-L", LABEL, str(image)],

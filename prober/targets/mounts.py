@@ -180,8 +180,15 @@ def kernel_supports(fstype: str) -> bool | None:
         return None
     if any(line.split()[-1] == fstype for line in listed.splitlines() if line.split()):
         return True
-    return None if Path("/lib/modules", os.uname().release).is_dir() else False
+    if sys.platform == "win32":
+        return False
+    else:
+        return None if Path("/lib/modules", os.uname().release).is_dir() else False
 
 
 def is_root() -> bool:
-    return os.geteuid() == 0
+    """Effective uid 0; never on Windows (no uids, and no mounts prober could make there)."""
+    if sys.platform == "win32":
+        return False
+    else:
+        return os.geteuid() == 0

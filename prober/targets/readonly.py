@@ -7,8 +7,8 @@ actor under an unprivileged uid or look at the directory through a read-only bin
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -26,13 +26,16 @@ OVERFLOW_ID = 65534
 
 def unprivileged_uid() -> tuple[int, int] | None:
     """(uid, gid) of `nobody` for actors that must not bypass permissions; None unless root."""
-    if not is_root():
-        return None  # the caller is unprivileged already
-    try:
-        entry = pwd.getpwnam("nobody")
-    except KeyError:
-        return OVERFLOW_ID, OVERFLOW_ID
-    return entry.pw_uid, entry.pw_gid
+    if sys.platform == "win32" or not is_root():
+        return None  # the caller is unprivileged already (Windows has no uids)
+    else:
+        import pwd
+
+        try:
+            entry = pwd.getpwnam("nobody")
+        except KeyError:
+            return OVERFLOW_ID, OVERFLOW_ID
+        return entry.pw_uid, entry.pw_gid
 
 
 def unprivileged_access(path: Path) -> dict[str, Any] | None:
@@ -91,6 +94,13 @@ def _bind(src: Path, dst: Path, cleanup: Cleanup) -> Iterator[Path]:
             MOUNT_TIMEOUT,
             f"making the bind mount at {dst} read-only",
         )
-        if not os.statvfs(dst).f_flag & os.ST_RDONLY:
+        if not _mounted_readonly(dst):
             raise ProberError(f"bind mount at {dst} is not read-only after remount")
         yield dst
+
+
+def _mounted_readonly(path: Path) -> bool:
+    if sys.platform == "win32":
+        return False  # no bind mounts there (readonly_bind needs root, which Windows lacks)
+    else:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -31,6 +32,8 @@ class TmpfsTarget:
         )
 
     def unavailable_reason(self) -> str | None:
+        if not sys.platform.startswith("linux"):
+            return "needs Linux (tmpfs, or /dev/shm)"
         if is_root():
             if find_tool("mount") is None:
                 return "mount not found (install the Debian package mount)"

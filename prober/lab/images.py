@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from prober.errors import ProberError
+from prober.experiments import MATRIX_DIR
+from prober.lab import vendor
 from prober.lab.daemon import LABEL
 from prober.lab.parallel import parallel
 
@@ -41,18 +43,17 @@ class ImageSpec:
     name: str
     parent: str | None  # another ImageSpec's name, or None for the base
     with_prober: bool
-    vendored: tuple[str, ...] = ()  # pure-Python packages copied from this interpreter
+    # prober's catalogue and the Python packages it runs with here (prober.lab.vendor), so
+    # that the image can run `prober` itself, not only its agent
+    runnable: bool = False
 
 
 SPECS = {
     "base": ImageSpec("base", None, with_prober=False),
     "nfs-server": ImageSpec("nfs-server", "base", with_prober=True),
     "smb-server": ImageSpec("smb-server", "base", with_prober=True),
-    # smbprotocol (and its spnego) for LockFileEx on the wire: copied from the packages
-    # prober itself runs with, since lab containers may not reach PyPI.
-    "client": ImageSpec(
-        "client", "base", with_prober=True, vendored=("smbprotocol", "smbclient", "spnego")
-    ),
+    # Clients run the agent (with smbprotocol for LockFileEx on the wire) and `prober check`.
+    "client": ImageSpec("client", "base", with_prober=True, runnable=True),
 }
 
 
@@ -80,22 +81,14 @@ def _context(spec: ImageSpec) -> list[tuple[str, Path]]:
     entries = [(str(p.relative_to(folder)), p) for p in _files(folder)]
     if spec.with_prober:
         entries += [(f"prober/{p.relative_to(PROBER_DIR)}", p) for p in _files(PROBER_DIR)]
-    for package in spec.vendored:
-        where = _package_dir(package)
-        entries += [(f"vendor/{package}/{p.relative_to(where)}", p) for p in _files(where)]
+    if spec.runnable:
+        entries += [(f"matrix/{p.relative_to(MATRIX_DIR)}", p) for p in _files(MATRIX_DIR)]
+        for name, where in vendor.runtime_modules():
+            if where.is_dir():
+                entries += [(f"vendor/{name}/{p.relative_to(where)}", p) for p in _files(where)]
+            else:
+                entries.append((f"vendor/{where.name}", where))
     return entries
-
-
-def _package_dir(name: str) -> Path:
-    import importlib.util
-
-    found = importlib.util.find_spec(name)
-    if found is None or not found.submodule_search_locations:
-        raise ProberError(
-            f"the Python package {name} is not installed here; the lab client needs it "
-            "(pip install smbprotocol)"
-        )
-    return Path(next(iter(found.submodule_search_locations)))
 
 
 def content_hash(spec: ImageSpec, parent_id: str) -> str:

@@ -144,7 +144,13 @@ def remove_at(parent_fd: int, name: str) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISDIR(st.st_mode):
-        os.unlink(name, dir_fd=parent_fd)
+        try:
+            os.unlink(name, dir_fd=parent_fd)
+        except PermissionError:
+            if not stat.S_ISREG(st.st_mode):
+                raise
+            _make_writable(parent_fd, name, st, os.O_RDONLY | os.O_NONBLOCK)
+            os.unlink(name, dir_fd=parent_fd)
         return
     parent_dev = os.fstat(parent_fd).st_dev
     if st.st_dev != parent_dev:
@@ -161,7 +167,27 @@ def remove_at(parent_fd: int, name: str) -> None:
             remove_at(fd, entry)
     finally:
         os.close(fd)
-    os.rmdir(name, dir_fd=parent_fd)
+    try:
+        os.rmdir(name, dir_fd=parent_fd)
+    except PermissionError:
+        _make_writable(parent_fd, name, st, _DIR_FLAGS)
+        os.rmdir(name, dir_fd=parent_fd)
+
+
+def _make_writable(parent_fd: int, name: str, st: os.stat_result, flags: int) -> None:
+    """Give ``name`` (the entry ``st`` describes, never a symlink) its owner's write bit back.
+
+    On SMB the mode a client shows need not carry the server's read-only attribute (a chmod
+    without write bits sets it), and Windows semantics refuse to delete a read-only entry:
+    the chmod clears it. An entry that changed since ``st`` is left alone."""
+    fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    try:
+        held = os.fstat(fd)
+        if (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
+            raise ProberError(f"not removing {name}: it changed while being removed")
+        os.fchmod(fd, stat.S_IMODE(held.st_mode) | 0o700)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

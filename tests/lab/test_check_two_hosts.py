@@ -1,0 +1,162 @@
+"""`prober check --peer` / `--join` between the lab's two client containers: two kernel
+clients of one NFS or SMB server, each running prober's own CLI on its mount of the same
+export. What is asserted rests on nfs(5), flock(2) NOTES and mount.cifs(8); that both sides
+print the same report, exit the same and leave PATH as it was is what the mode promises."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shlex
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from prober.engine.cleanup import CleanupStack
+from prober.lab.topology import Lab
+from prober.targets import registry
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+TOKEN_TIMEOUT_S = 300.0  # the leader runs the one-host rows before it prints the token
+CHECK_TIMEOUT_S = 600.0
+PEER_TIMEOUT_S = 300
+TOKEN = re.compile(r"--join (pc1:\S+)")
+
+
+@dataclass
+class Side:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return dict(json.loads(self.stdout))
+
+
+@pytest.fixture(scope="module")
+def lab(lab_docker_host: str, kernel_has_nfs_and_cifs: None) -> Iterator[dict[str, Lab]]:
+    """nfs4.2, smb3 and smb3-nobrl prepared (servers up, both clients mounted)."""
+    from prober.lab.targets import SHARED
+
+    cleanup = CleanupStack()
+    prepared: dict[str, Lab] = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            for target in registry.select("nfs4.2,smb3,smb3-nobrl"):
+                stack.enter_context(target.prepare(cleanup))
+                assert SHARED.lab is not None
+                prepared[target.name] = SHARED.lab
+            yield prepared
+    finally:
+        assert cleanup.run_all() == []
+        assert SHARED.lab is None
+
+
+def _read(lab: Lab, role: str, path: str) -> str:
+    return lab.exec(role, ["sh", "-c", f"cat {path} 2>/dev/null || true"], 30.0).output
+
+
+def _listing(lab: Lab, role: str, path: str) -> list[str]:
+    """Every entry of ``path`` with its type, mode, size (not the block total, which a
+    network client may report differently from one listing to the next)."""
+    out = lab.must(role, ["ls", "-la", "--time-style=+", path], f"listing {path}")
+    return [line for line in out.splitlines() if not line.startswith("total ")]
+
+
+def two_host_check(lab: Lab, path: str, *args: str) -> tuple[Side, Side]:
+    """`prober check PATH --peer` in client1 and `--join TOKEN` in client2."""
+    run = f"/tmp/check-{time.monotonic_ns()}"
+    extra = " ".join(shlex.quote(a) for a in args)
+    leader = (
+        f"prober check {path} --peer --peer-timeout {PEER_TIMEOUT_S} --json {extra} "
+        f">{run}.out 2>{run}.err; echo $? >{run}.rc.tmp && mv {run}.rc.tmp {run}.rc"
+    )
+    lab.container("client1").exec_run(["sh", "-c", leader], detach=True)
+    deadline = time.monotonic() + TOKEN_TIMEOUT_S
+    token = None
+    while token is None:
+        err = _read(lab, "client1", f"{run}.err")
+        found = TOKEN.search(err)
+        token = found[1] if found else None
+        if token is None:
+            assert _read(lab, "client1", f"{run}.rc") == "", f"the leader exited: {err}"
+            assert time.monotonic() < deadline, f"no join token after {TOKEN_TIMEOUT_S} s: {err}"
+            time.sleep(1.0)
+    joined = lab.exec(
+        "client2",
+        [
+            "sh",
+            "-c",
+            f"prober check {path} --join {token} --json >{run}.out 2>{run}.err; echo $?",
+        ],
+        CHECK_TIMEOUT_S,
+    )
+    join_code = int(joined.output.strip().splitlines()[-1])
+    joiner = Side(
+        join_code, _read(lab, "client2", f"{run}.out"), _read(lab, "client2", f"{run}.err")
+    )
+    deadline = time.monotonic() + CHECK_TIMEOUT_S
+    while not (rc := _read(lab, "client1", f"{run}.rc").strip()):
+        assert time.monotonic() < deadline, "the leader did not finish"
+        time.sleep(1.0)
+    first = Side(int(rc), _read(lab, "client1", f"{run}.out"), _read(lab, "client1", f"{run}.err"))
+    return first, joiner
+
+
+def _checked(lab: Lab, target: str, *args: str) -> tuple[Side, Side]:
+    path = f"/lab/{target}/run"
+    lab.must("client1", ["sh", "-c", f"echo keep > {path}/keep.txt"], "seeding PATH")
+    before = [_listing(lab, role, path) for role in ("client1", "client2")]
+    leader, joiner = two_host_check(lab, path, *args)
+    # PATH holds exactly what it held before, seen from both clients.
+    assert [_listing(lab, role, path) for role in ("client1", "client2")] == before
+    assert _read(lab, "client2", f"{path}/keep.txt") == "keep\n"
+    # Both sides print one report with the same verdicts and exit the same.
+    assert leader.stdout == joiner.stdout, (leader.stderr, joiner.stderr)
+    assert leader.code == joiner.code
+    report = leader.report
+    assert report["peer"]["host"]  # the joiner said who it is
+    assert report["fingerprint"]["fstype"] in ("nfs4", "cifs")
+    return leader, joiner
+
+
+def _cells(side: Side) -> dict[str, dict[str, Any]]:
+    return {c["experiment"]: c for c in side.report["cells"]}
+
+
+def test_nfs_two_hosts_exclude_with_flock_and_posix(lab: dict[str, Lab]) -> None:
+    leader, _ = _checked(lab["nfs4.2"], "nfs4.2", "--require", "flock:cross-host,posix:cross-host")
+    # nfs(5) local_lock=none (the default): locks are sent to the server, so the other
+    # client's exclusive request is refused; flock(2) NOTES: NFS emulates flock() with
+    # whole-file byte-range locks. Every required guarantee holds: exit 0.
+    assert leader.code == 0, leader.stderr
+    cells = _cells(leader)
+    for api in ("flock", "posix"):
+        assert cells[f"{api}.exclusive.clients"]["outcome"].startswith("denied")
+    # flock(2) NOTES: over NFS flock and fcntl locks interact (unlike on a local filesystem).
+    assert cells["cross.flock-vs-posix.clients"]["outcome"].startswith("denied")
+    assert all(g["holds"] for g in leader.report["guarantees"])
+
+
+def test_smb_two_hosts_exclude_with_byte_range_locks(lab: dict[str, Lab]) -> None:
+    leader, _ = _checked(lab["smb3"], "smb3", "--require", "posix:cross-host")
+    # mount.cifs(8): without nobrl, byte-range lock requests are sent to the server.
+    assert leader.code == 0, leader.stderr
+    assert _cells(leader)["posix.exclusive.clients"]["outcome"].startswith("denied")
+
+
+def test_smb_nobrl_two_hosts_is_exit_1(lab: dict[str, Lab]) -> None:
+    leader, joiner = _checked(lab["smb3-nobrl"], "smb3-nobrl", "--require", "posix:cross-host")
+    # mount.cifs(8) nobrl: "Do not send byte range lock requests to the server": the other
+    # client's exclusive lock is granted - a lock granted where it had to exclude: exit 1.
+    assert (leader.code, joiner.code) == (1, 1), leader.stderr
+    cell = _cells(leader)["posix.exclusive.clients"]
+    assert (cell["outcome"], cell["verdict"]) == ("granted", "no-exclusion")
+    held = {g["name"]: g["holds"] for g in leader.report["guarantees"]}
+    assert held == {"posix:cross-host": False}

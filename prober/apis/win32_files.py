@@ -9,7 +9,9 @@ runtime fd (msvcrt.open_osfhandle) so the engine keeps using int fds everywhere.
 
 Reads and writes go through ReadFile/WriteFile at an explicit offset (OVERLAPPED.Offset), so a
 range another handle locked answers ERROR_LOCK_VIOLATION by name rather than the C runtime's
-EACCES. Win32 error codes become outcome names here (`denied:ERROR_SHARING_VIOLATION`).
+EACCES. Win32 error codes become outcome names here: the errno name Python translates the code
+to where there is one (`error:EEXIST` for ERROR_FILE_EXISTS), the Win32 name for the share-mode
+and lock failures no errno says (`denied:ERROR_SHARING_VIOLATION`).
 
 Only the pure functions (argument packing, error names) are tested by this project, on Linux;
 the calls themselves are type-checked with `mypy --platform win32` but never run by its CI.
@@ -169,9 +171,53 @@ def create_args_of(step: Mapping[str, Any]) -> CreateFileArgs:
     )
 
 
+# CPython's translation of a Win32 error into an errno (PC/errmap.h, winerror_to_errno): on
+# Windows, OSError(None, msg, None, winerror).errno is "an approximate translation, in POSIX
+# terms" (docs.python.org, built-in exceptions, OSError.winerror). These are the codes of
+# WIN32_ERRORS that errmap.h lists by name, with the errno it gives each. The codes it does not
+# list (ERROR_HANDLE_EOF, ERROR_NOT_SUPPORTED, ERROR_DELETE_PENDING, ...) fall to its
+# `default: return EINVAL`, which says nothing about them and is not used here. Names, not
+# numbers: the errno values of the Windows C runtime are not Linux's.
+CPYTHON_ERRNO_OF_WINERROR = {
+    1: "EINVAL",  # ERROR_INVALID_FUNCTION
+    2: "ENOENT",  # ERROR_FILE_NOT_FOUND
+    3: "ENOENT",  # ERROR_PATH_NOT_FOUND
+    5: "EACCES",  # ERROR_ACCESS_DENIED
+    6: "EBADF",  # ERROR_INVALID_HANDLE
+    17: "EXDEV",  # ERROR_NOT_SAME_DEVICE
+    19: "EACCES",  # ERROR_WRITE_PROTECT
+    32: "EACCES",  # ERROR_SHARING_VIOLATION
+    33: "EACCES",  # ERROR_LOCK_VIOLATION
+    80: "EEXIST",  # ERROR_FILE_EXISTS
+    87: "EINVAL",  # ERROR_INVALID_PARAMETER
+    145: "ENOTEMPTY",  # ERROR_DIR_NOT_EMPTY
+    158: "EACCES",  # ERROR_NOT_LOCKED
+    167: "EACCES",  # ERROR_LOCK_FAILED
+    183: "EEXIST",  # ERROR_ALREADY_EXISTS
+    267: "ENOTDIR",  # ERROR_DIRECTORY
+}
+# The share-mode and byte-range-lock failures (CreateFileW, LockFileEx, UnlockFileEx, and
+# ReadFile/WriteFile over a locked range). errmap.h folds them into EACCES together with
+# permission refusals, but no errno says "a share mode refused the open", "a lock holds these
+# bytes" or "this range is not locked": their outcomes keep the Win32 name.
+WIN32_NAMED_OUTCOMES = frozenset(
+    {"ERROR_SHARING_VIOLATION", "ERROR_LOCK_VIOLATION", "ERROR_NOT_LOCKED", "ERROR_LOCK_FAILED"}
+)
+
+
 def win32_error_name(code: int) -> str:
     """ERROR_SHARING_VIOLATION for 32; WIN32_ERROR_<n> for codes this module does not name."""
     return WIN32_ERRORS.get(code, f"WIN32_ERROR_{code}")
+
+
+def outcome_code(code: int) -> str:
+    """The code an outcome carries for a failed Win32 call: the errno name Python gives the
+    error (ERROR_FILE_EXISTS -> EEXIST, as the catalogue's POSIX rows expect), else the Win32
+    name (the share-mode and lock failures, and errors errmap.h does not list)."""
+    name = win32_error_name(code)
+    if name in WIN32_NAMED_OUTCOMES:
+        return name
+    return CPYTHON_ERRNO_OF_WINERROR.get(code, name)
 
 
 def is_refusal(name: str, *, lock_call: bool) -> bool:

@@ -333,17 +333,20 @@ def execute(req: dict[str, Any], handles: Handles) -> Reply:
 
 
 def win32_failure(req: dict[str, Any], code: int, message: str, start: int) -> Reply:
-    """A native Windows call's failure as an outcome: Win32 error names stand where errnos
-    stand (`denied:ERROR_SHARING_VIOLATION`); the raw code is kept in the detail."""
+    """A native Windows call's failure as an outcome, named by the errno Python translates the
+    Win32 error to (`error:EEXIST`), or by the Win32 name where no errno says it
+    (`denied:ERROR_SHARING_VIOLATION`); the raw code and its Win32 name stay in the detail.
+    Whether it was refused or failed follows the Win32 error, not the errno."""
     took = time.monotonic_ns() - start
     name = win32_files.win32_error_name(code)
     refused = win32_files.is_refusal(name, lock_call=req["op"] in LOCK_OPS)
+    outcome_code = win32_files.outcome_code(code)
     return {
-        "outcome": format_outcome(Kind.DENIED if refused else Kind.ERROR, name),
-        "errno": name,
+        "outcome": format_outcome(Kind.DENIED if refused else Kind.ERROR, outcome_code),
+        "errno": outcome_code,
         "t_start_ns": start,
         "duration_ns": took,
-        "detail": {"message": message, "win32_error": code},
+        "detail": {"message": message, "win32_error": code, "win32_error_name": name},
     }
 
 

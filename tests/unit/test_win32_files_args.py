@@ -173,12 +173,15 @@ def test_offsets_split_into_the_overlapped_dwords(offset: int) -> None:
         ("unlink", 32, "denied:ERROR_SHARING_VIOLATION"),
         ("write", 33, "denied:ERROR_LOCK_VIOLATION"),
         ("lock", 33, "denied:ERROR_LOCK_VIOLATION"),
-        ("open", 5, "denied:ERROR_ACCESS_DENIED"),
+        # Named by the errno Python translates the Win32 error to (PC/errmap.h).
+        ("open", 5, "denied:EACCES"),
         # A lock call refused for lack of access rights failed; it was not a lock conflict.
-        ("lock", 5, "error:ERROR_ACCESS_DENIED"),
+        ("lock", 5, "error:EACCES"),
         ("unlock", 158, "error:ERROR_NOT_LOCKED"),
-        ("open", 80, "error:ERROR_FILE_EXISTS"),
-        ("open", 2, "error:ERROR_FILE_NOT_FOUND"),
+        ("open", 80, "error:EEXIST"),
+        ("link", 183, "error:EEXIST"),
+        ("open", 2, "error:ENOENT"),
+        ("unlink", 303, "denied:ERROR_DELETE_PENDING"),
     ],
 )
 def test_win32_errors_become_outcomes(op: str, code: int, outcome: str) -> None:
@@ -187,7 +190,11 @@ def test_win32_errors_become_outcomes(op: str, code: int, outcome: str) -> None:
     assert reply["outcome"] == outcome
     kind, name = parse_outcome(reply["outcome"])
     assert kind in (Kind.DENIED, Kind.ERROR) and reply["errno"] == name
-    assert reply["detail"] == {"message": "message", "win32_error": code}
+    assert reply["detail"] == {
+        "message": "message",
+        "win32_error": code,
+        "win32_error_name": win32_error_name(code),
+    }
     assert reply["t_start_ns"] == start and reply["duration_ns"] >= 0
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import socket
+import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
@@ -104,15 +106,22 @@ class RunResults:
 
 
 def host_info() -> dict[str, Any]:
-    uname = os.uname()
-    return {
+    """The machine that runs the experiments. platform.uname() is os.uname() on POSIX; on
+    Windows, which has no uids, uid and euid are left out (the schema makes them optional)."""
+    uname = platform.uname()
+    info: dict[str, Any] = {
         "hostname": socket.gethostname(),
         "kernel": uname.release,
         "kernel_version": uname.version,
         "machine": uname.machine,
-        "uid": os.getuid(),
-        "euid": os.geteuid(),
     }
+    if sys.platform == "win32":
+        # release is only "10" or "11": name the build, as the local target's fingerprint does
+        info["kernel"] = f"Windows {uname.version}"
+    else:
+        info["uid"] = os.getuid()
+        info["euid"] = os.geteuid()
+    return info
 
 
 class ResultsStream:

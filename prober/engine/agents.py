@@ -3,6 +3,9 @@
 An agent is a `python -m prober.agent` process reached through a Channel: local pipes here;
 the lab adds channels over docker exec streams. Agents are pooled and reused across
 experiments because starting Python dominates the cost of a local run.
+
+On Windows a local agent is a child in its own process group, killed with TerminateProcess;
+there is no second identity to run an unprivileged actor as.
 """
 
 from __future__ import annotations
@@ -32,14 +35,23 @@ class Channel(Protocol):
     def lines(self) -> Iterator[bytes]: ...
 
     def kill(self) -> None:
-        """Kill the agent hard (SIGKILL); must not block on the agent."""
+        """Kill the agent hard (SIGKILL, TerminateProcess on Windows); must not block on it."""
         ...
 
     def close(self) -> None: ...
 
 
+# Why an actor marked unprivileged cannot run on Windows (see unprivileged_ids).
+NO_UNPRIVILEGED_ON_WINDOWS = (
+    "an unprivileged actor runs as another uid (nobody); Windows has no uids and prober "
+    "does not switch accounts there"
+)
+
+
 class LocalChannel:
     """An agent as a child process of this one."""
+
+    proc: subprocess.Popen[bytes]
 
     def __init__(self, uid: int | None = None, gid: int | None = None) -> None:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
@@ -51,14 +63,28 @@ class LocalChannel:
             # The agent drops to this identity itself, after loading what it needs.
             env["PROBER_AGENT_USER"] = f"{uid}:{gid if gid is not None else uid}"
             env["HOME"] = "/"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "prober.agent"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            cwd="/",
-            start_new_session=True,  # a terminal's Ctrl-C goes to the engine only
-        )
+        command = [sys.executable, "-m", "prober.agent"]
+        pipe = subprocess.PIPE
+        if sys.platform == "win32":
+            # A console's Ctrl+C goes to the engine only: CreateProcess disables CTRL+C for
+            # the processes of a new process group (there are no sessions to start).
+            self.proc = subprocess.Popen(
+                command,
+                stdin=pipe,
+                stdout=pipe,
+                env=env,
+                cwd="/",
+                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+            )
+        else:
+            self.proc = subprocess.Popen(
+                command,
+                stdin=pipe,
+                stdout=pipe,
+                env=env,
+                cwd="/",
+                start_new_session=True,  # a terminal's Ctrl-C goes to the engine only
+            )
 
     def send(self, line: bytes) -> None:
         assert self.proc.stdin is not None
@@ -70,8 +96,13 @@ class LocalChannel:
         yield from self.proc.stdout
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        if sys.platform == "win32":
+            # TerminateProcess; a Windows agent has no forked children to take along.
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the agent and its forked children
         # Reap in the background: a process stuck in the kernel must not block us.
         threading.Thread(target=self.proc.wait, daemon=True).start()
 
@@ -177,7 +208,10 @@ Launcher = Callable[[str], Agent]
 
 
 def unprivileged_ids() -> tuple[int, int]:
-    """The uid/gid of `nobody` (the conventional unprivileged account)."""
+    """The uid/gid of `nobody` (the conventional unprivileged account); on Windows a
+    ProberError saying why there is none."""
+    if sys.platform == "win32":
+        raise ProberError(NO_UNPRIVILEGED_ON_WINDOWS)
     import pwd
 
     try:

@@ -1,19 +1,24 @@
 """The per-experiment directory: the lock file in the shape the experiment asks for, a
-read-only directory or a read-only bind mount, and who the actors run as."""
+read-only directory or a read-only bind mount, and who the actors run as.
+
+On Windows only the lock file's shape can be given: see :func:`windows_reason`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prober.engine.agents import unprivileged_ids
+from prober.engine.agents import NO_UNPRIVILEGED_ON_WINDOWS, unprivileged_ids
 from prober.engine.cleanup import CleanupStack
 from prober.experiments import Experiment
+from prober.targets.mounts import is_root
 
 LOCK_FILE = "lockfile"
 
@@ -43,9 +48,40 @@ def _traversable_by_others(path: Path) -> Path | None:
     return None
 
 
+def windows_reason(exp: Experiment) -> str | None:
+    """Why the experiment's setup cannot be made on Windows, or None.
+
+    A read-only directory is made with mode bits here; on Windows os.chmod only sets the
+    read-only attribute, and "for a directory, applications cannot delete it, but applications
+    can create and delete files from that directory" (MS-FSCC 2.6, FILE_ATTRIBUTE_READONLY).
+    A read-only bind mount is a Linux mount, and an unprivileged actor needs a second uid.
+    """
+    if exp.setup.mount == "readonly":
+        return "a read-only bind mount is a Linux mount (mount --bind -o ro); Windows has none"
+    if exp.setup.dir == "readonly":
+        return (
+            "Windows does not honour the read-only attribute on a directory (files can still "
+            "be created in it), and prober makes a read-only directory with mode bits only"
+        )
+    if any(a.unprivileged for a in exp.actors.values()):
+        return NO_UNPRIVILEGED_ON_WINDOWS
+    return None
+
+
+def _caller() -> str:
+    if sys.platform == "win32":
+        return "this user"
+    else:
+        return f"uid {os.getuid()}"
+
+
 @contextlib.contextmanager
 def prepare(base: Path, exp: Experiment, index: int, cleanup: CleanupStack) -> Iterator[Workspace]:
-    root = os.geteuid() == 0
+    if sys.platform == "win32":
+        reason = windows_reason(exp)
+        if reason is not None:
+            raise NotApplicable(reason)
+    root = is_root()
     directory = base / f"{index:03d}"
     directory.mkdir(mode=0o755)
     os.chmod(directory, 0o755)
@@ -73,9 +109,7 @@ def prepare(base: Path, exp: Experiment, index: int, cleanup: CleanupStack) -> I
         if exp.setup.dir == "readonly":
             os.chmod(directory, 0o555)
             if not root:
-                ws.notes.append(
-                    f"the directory was made read-only (mode 0555) for uid {os.getuid()}"
-                )
+                ws.notes.append(f"the directory was made read-only (mode 0555) for {_caller()}")
         if exp.setup.mount == "readonly":
             if not root:
                 raise NotApplicable("a read-only bind mount needs root")

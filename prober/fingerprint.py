@@ -3,15 +3,21 @@
 The filesystem type comes from statfs(2) ``f_type`` (the magic number the kernel reports for
 the file's superblock), the mount from /proc/self/mountinfo (proc(5)): both describe the
 filesystem that really holds the path, not what a path name suggests.
+
+Windows has neither: there the fingerprint is the volume's file system name (NTFS, ReFS,
+FAT32...), flags and drive type (GetVolumeInformationW, GetDriveTypeW), and no uid.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import functools
 import os
+import platform
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,6 +251,8 @@ def _libc() -> ctypes.CDLL:
 
 def _statfs_type(path: str) -> int:
     """statfs(2) f_type of ``path`` (the first field of struct statfs, a long)."""
+    if sys.platform == "win32":
+        raise OSError(errno.ENOSYS, "statfs(2) does not exist on Windows", path)
     libc = _libc()
     buffer = ctypes.create_string_buffer(256)  # larger than any struct statfs
     if libc.statfs(os.fsencode(path), buffer) != 0:
@@ -266,6 +274,8 @@ def fs_magic_name(magic: int) -> str:
 def fingerprint_path(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Kernel, filesystem and mount facts about ``path`` (JSON-ready)."""
     resolved = os.path.realpath(path)
+    if sys.platform == "win32":
+        return windows_fingerprint(path, resolved)
     try:
         magic = _statfs_type(resolved)
     except FileNotFoundError:
@@ -286,4 +296,23 @@ def fingerprint_path(path: str | os.PathLike[str]) -> dict[str, Any]:
         "uid": os.getuid(),
         "euid": os.geteuid(),
     }
+    return facts
+
+
+def windows_fingerprint(path: str | os.PathLike[str], resolved: str) -> dict[str, Any]:
+    """What Windows can say about ``path``: the keys the local target records there
+    (prober.targets.local.describe_windows), the volume root standing for the mount point."""
+    if not os.path.exists(resolved):
+        raise UsageError(f"{path} does not exist; give an existing path")
+    from prober.apis.win32_files import volume_facts
+
+    facts = volume_facts(resolved)
+    facts.update(
+        kernel=f"Windows {platform.version()}",
+        mount_point=facts["volume"],
+        lock_options={},
+        prober_version=__version__,
+        uid=None,
+        euid=None,
+    )
     return facts

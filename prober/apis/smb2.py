@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from prober.apis.win32_files import share_mode
+
 # NTSTATUS values prober names in outcomes (MS-ERREF 2.3.1).
 NTSTATUS = {
     0xC0000055: "STATUS_LOCK_NOT_GRANTED",
@@ -54,7 +56,6 @@ GENERIC_READ = 0x80000000
 GENERIC_WRITE = 0x40000000
 DELETE = 0x00010000
 FILE_READ_ATTRIBUTES = 0x80
-SHARE_BITS = {"r": 0x1, "w": 0x2, "d": 0x4}
 FILE_OPEN = 1
 FILE_CREATE = 2
 FILE_OPEN_IF = 3
@@ -104,14 +105,9 @@ def lock_flags(mode: str, wait: bool) -> int:
 
 
 def share_access(letters: str) -> int:
-    """'rwd' -> FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE."""
-    bad = set(letters) - set(SHARE_BITS)
-    if bad:
-        raise ValueError(f"share mode {letters!r}: use the letters r, w and d")
-    value = 0
-    for letter in letters:
-        value |= SHARE_BITS[letter]
-    return value
+    """'rwd' -> FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE: MS-SMB2 2.2.13's
+    ShareAccess has the bits of CreateFileW's dwShareMode, which LockFileEx callers pass."""
+    return share_mode(letters)
 
 
 def desired_access(mode: str, delete: bool = False) -> int:

@@ -26,6 +26,11 @@ from prober.errors import ProberError
 
 HELLO_TIMEOUT_S = 30.0
 
+if sys.platform == "win32":
+    _NEW_PROCESS_GROUP = subprocess.CREATE_NEW_PROCESS_GROUP
+else:
+    _NEW_PROCESS_GROUP = 0  # POSIX Popen accepts only 0
+
 
 class Channel(Protocol):
     """A byte pipe to one agent process."""
@@ -64,27 +69,20 @@ class LocalChannel:
             env["PROBER_AGENT_USER"] = f"{uid}:{gid if gid is not None else uid}"
             env["HOME"] = "/"
         command = [sys.executable, "-m", "prober.agent"]
-        pipe = subprocess.PIPE
-        if sys.platform == "win32":
-            # A console's Ctrl+C goes to the engine only: CreateProcess disables CTRL+C for
-            # the processes of a new process group (there are no sessions to start).
-            self.proc = subprocess.Popen(
-                command,
-                stdin=pipe,
-                stdout=pipe,
-                env=env,
-                cwd="/",
-                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
-            )
-        else:
-            self.proc = subprocess.Popen(
-                command,
-                stdin=pipe,
-                stdout=pipe,
-                env=env,
-                cwd="/",
-                start_new_session=True,  # a terminal's Ctrl-C goes to the engine only
-            )
+        # A terminal's Ctrl-C goes to the engine only: a new session off Windows; there, a new
+        # process group (CreateProcess disables CTRL+C for its processes).
+        windows = sys.platform == "win32"
+        # A terminal's Ctrl-C goes to the engine only: a new session off Windows; there, a new
+        # process group (CreateProcess disables CTRL+C for its processes).
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd="/",
+            start_new_session=not windows,
+            creationflags=_NEW_PROCESS_GROUP,
+        )
 
     def send(self, line: bytes) -> None:
         assert self.proc.stdin is not None

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from prober.apis.win32_files import share_mode
+from prober.apis.win32_files import desired_access, share_mode
 
 # NTSTATUS values prober names in outcomes (MS-ERREF 2.3.1).
 NTSTATUS = {
@@ -108,17 +108,6 @@ def share_access(letters: str) -> int:
     """'rwd' -> FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE: MS-SMB2 2.2.13's
     ShareAccess has the bits of CreateFileW's dwShareMode, which LockFileEx callers pass."""
     return share_mode(letters)
-
-
-def desired_access(mode: str, delete: bool = False) -> int:
-    access = FILE_READ_ATTRIBUTES
-    if "r" in mode:
-        access |= GENERIC_READ
-    if "w" in mode:
-        access |= GENERIC_WRITE
-    if delete:
-        access |= DELETE
-    return access
 
 
 def _status_of(exc: Exception) -> int | None:

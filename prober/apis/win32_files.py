@@ -121,6 +121,19 @@ def share_mode(letters: str) -> int:
     return value
 
 
+def desired_access(mode: str, delete: bool = False) -> int:
+    """dwDesiredAccess for an open in ``mode`` ('r', 'w', 'rw'); SMB2 CREATE's DesiredAccess
+    (MS-SMB2 2.2.13.1) takes the same bits."""
+    access = FILE_READ_ATTRIBUTES
+    if "r" in mode:
+        access |= GENERIC_READ
+    if "w" in mode:
+        access |= GENERIC_WRITE
+    if delete:
+        access |= DELETE
+    return access
+
+
 def pack_create_args(
     mode: str = "rw",
     share: str = DEFAULT_SHARE,
@@ -143,13 +156,7 @@ def pack_create_args(
     if directory:
         access = GENERIC_READ | FILE_READ_ATTRIBUTES | (DELETE if delete else 0)
         return CreateFileArgs(access, share_bits, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS)
-    access = FILE_READ_ATTRIBUTES
-    if "r" in mode:
-        access |= GENERIC_READ
-    if "w" in mode:
-        access |= GENERIC_WRITE
-    if delete:
-        access |= DELETE
+    access = desired_access(mode, delete)
     if create and excl:
         disposition = CREATE_NEW
     elif create:

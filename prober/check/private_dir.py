@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ PREFIX = ".prober-check-"
 _NAME = re.compile(r"^\.prober-check-([0-9a-f]{8})-([0-9]+)-([0-9a-f]{8})$")
 # Traversable by the unprivileged uid that the read-only-directory rows run as.
 DIR_MODE = 0o755
+CLEAR_PATIENCE_S = 10.0  # how long a just-killed agent may keep a file open
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -128,6 +130,25 @@ def create(base_fd: int, base: Path) -> PrivateDir:
             os.rmdir(name, dir_fd=base_fd)
         raise
     return PrivateDir(base_fd, base, name, fd)
+
+
+def clear(private: PrivateDir, keep: str, patience_s: float = CLEAR_PATIENCE_S) -> None:
+    """Remove everything in the subdirectory but ``keep`` (the two-host rendezvous).
+
+    An agent that was just killed may still hold a file open for a moment; on NFS that file
+    is then a silly-renamed .nfs* entry that refuses removal (EBUSY, ENOTEMPTY) until the
+    last close, so those errors are retried until ``patience_s`` has passed."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            for name in sorted(os.listdir(private.fd)):
+                if name != keep:
+                    remove_at(private.fd, name)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def remove(private: PrivateDir) -> None:

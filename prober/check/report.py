@@ -240,9 +240,14 @@ def build(
     peer: dict[str, Any] | None,
     wall_time_s: float,
     cleaned: list[str],
+    problems: list[str] | None = None,
 ) -> dict[str, Any]:
     by_id = {c.experiment: c for c in cells}
     code, reason = exit_decision(by_id, judged, answers)
+    if problems and code == EXIT_OK:  # the check itself failed: never "every guarantee holds"
+        code, reason = EXIT_ENVIRONMENT, "; ".join(problems)
+    elif problems:
+        reason = f"{reason}; also: {'; '.join(problems)}"
     server, export = server_export(fingerprint)
     return {
         "schema": SCHEMA,
@@ -278,6 +283,7 @@ def build(
         ],
         "skipped": skipped,
         "stale_removed": cleaned,
+        "problems": list(problems or []),
         "exit_code": code,
         "exit_reason": reason,
         "wall_time_s": round(wall_time_s, 3),

@@ -27,7 +27,7 @@ from typing import Any
 
 from prober.check import guarantees, private_dir, profiles, rows
 from prober.check.advice import advise
-from prober.check.peer import Joiner, Leader, parse_token
+from prober.check.peer import PEER_DIR, Joiner, Leader, parse_token
 from prober.check.report import build, local_only_options, render_md, render_text
 from prober.engine.agents import AgentPool
 from prober.engine.cleanup import CleanupStack
@@ -227,8 +227,15 @@ def _check(
                 two.close()
             if leader.peer_gone():
                 raise ProberError("the peer stopped answering during the cross-host rows")
+        problems: list[str] = []
         if private is not None:
             private.verify()
+            # The experiments' files go now, before the report: a failure is then part of
+            # the report both sides print (after the hand-over only peer/ is left to remove).
+            try:
+                private_dir.clear(private, keep=PEER_DIR)
+            except (OSError, ProberError) as exc:
+                problems.append(f"removing the experiments' files from {private.path}: {exc}")
         by_id = {c.experiment: c for c in cells}
         judged = [guarantees.judge(g, by_id) for g in required]
         answers = [
@@ -248,6 +255,7 @@ def _check(
             peer=peer_info,
             wall_time_s=time.monotonic() - started,
             cleaned=cleaned,
+            problems=problems,
         )
         if leader is not None and not leader.finish(report):
             _say("the peer did not confirm it received the report")

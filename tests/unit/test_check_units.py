@@ -3,6 +3,7 @@ its validation, row selection, token and source parsing, advice from mount optio
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from prober.check.advice import advise
 from prober.check.report import local_only_options, server_export
 from prober.errors import UsageError
 from prober.experiments import load
+from prober.results import Cell
 
 CATALOGUE = load()
 KNOWN = {e.id for e in CATALOGUE} | set(rows.CROSS_HOST_ROWS)
@@ -185,3 +187,66 @@ def test_a_granted_lock_that_had_to_exclude_is_exit_1(tmp_path: Path) -> None:
     assert exit_decision(cells, [], [])[0] == 1  # nothing required: still a finding
     missing = [guarantees.judge(guarantees.GUARANTEES["posix:shared"], cells)]
     assert exit_decision(cells, missing, [])[0] == 3  # not run is not a pass
+
+
+def _report(cells: list[Cell], problems: list[str]) -> dict[str, object]:
+    from prober.check.report import build
+
+    return build(
+        path="/x",
+        private_name=None,
+        fingerprint={"fstype": "tmpfs"},
+        readonly=False,
+        cells=cells,
+        skipped={},
+        judged=[],
+        answers=[],
+        advice=[],
+        peer=None,
+        wall_time_s=0.0,
+        cleaned=[],
+        problems=problems,
+    )
+
+
+def test_a_check_that_failed_to_clean_up_never_says_every_guarantee_holds(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.real_results import processes_cell
+
+    # flock(2): an exclusive lock refuses another process's exclusive request (as-reference).
+    fine = processes_cell(tmp_path, "ok", "flock", "ex", "ex", "denied", "denied")
+    assert fine.verdict == "as-reference"
+    assert _report([fine], [])["exit_code"] == 0
+    failed = _report([fine], ["removing the experiments' files from /x: EACCES"])
+    assert (failed["exit_code"], failed["problems"]) == (
+        3,
+        ["removing the experiments' files from /x: EACCES"],
+    )
+    assert "EACCES" in str(failed["exit_reason"])
+    # A finding stays the finding (exit 1); the problem is added to the reason.
+    granted = processes_cell(tmp_path, "no", "flock", "sh", "sh", "denied", "denied")
+    both = _report([granted], ["cleanup: EACCES"])
+    assert both["exit_code"] == 1 and "also: cleanup: EACCES" in str(both["exit_reason"])
+
+
+def test_clearing_the_private_directory_keeps_only_the_rendezvous(tmp_path: Path) -> None:
+    from prober.check import private_dir
+
+    base_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        private = private_dir.create(base_fd, tmp_path)
+        (private.path / peer.PEER_DIR).mkdir()
+        (private.path / peer.PEER_DIR / "offer").write_text("x")
+        (private.path / "001").mkdir()
+        (private.path / "001" / "lockfile").write_text("")
+        (private.path / "001" / "ro").mkdir(mode=0o555)
+        (private.path / "top").symlink_to(tmp_path)  # removed as a link, never followed
+        private_dir.clear(private, keep=peer.PEER_DIR)
+        assert sorted(os.listdir(private.path)) == [peer.PEER_DIR]
+        assert os.listdir(private.path / peer.PEER_DIR) == ["offer"]
+        assert sorted(os.listdir(tmp_path)) == [private.name]
+        private_dir.remove(private)
+        assert os.listdir(tmp_path) == []
+    finally:
+        os.close(base_fd)

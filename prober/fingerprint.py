@@ -300,8 +300,9 @@ def fingerprint_path(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def windows_fingerprint(path: str | os.PathLike[str], resolved: str) -> dict[str, Any]:
-    """What Windows can say about ``path``: the keys the local target records there
-    (prober.targets.local.describe_windows), the volume root standing for the mount point."""
+    """What Windows can say about ``path``: no statfs(2) or mountinfo there, so the volume's
+    file system name (NTFS, ReFS...) and drive type (`remote` for a network share) stand in
+    for them, and the volume root for the mount point."""
     if not os.path.exists(resolved):
         raise UsageError(f"{path} does not exist; give an existing path")
     from prober.apis.win32_files import volume_facts

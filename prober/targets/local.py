@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +10,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from prober import __version__
 from prober.errors import UsageError
 from prober.fingerprint import fingerprint_path
 from prober.targets.base import Cleanup, PreparedTarget
@@ -24,28 +22,10 @@ WORKDIR_MODE = 0o755
 
 
 def describe(workdir: Path) -> dict[str, Any]:
-    """The fingerprint of a prepared workdir, plus whether the unprivileged uid reaches it."""
-    if sys.platform == "win32":
-        return describe_windows(workdir)
+    """The fingerprint of a prepared workdir, plus whether the unprivileged uid reaches it
+    (Windows has no unprivileged actors)."""
     facts = fingerprint_path(workdir)
-    facts["unprivileged_access"] = unprivileged_access(workdir)
-    return facts
-
-
-def describe_windows(workdir: Path) -> dict[str, Any]:
-    """Windows has no statfs(2) or mountinfo: the volume's file system name (NTFS, ReFS...)
-    and drive type (`remote` for a network share) stand in for them."""
-    from prober.apis.win32_files import volume_facts
-
-    facts = volume_facts(str(workdir))
-    facts.update(
-        kernel=f"Windows {platform.version()}",
-        mount_point=facts["volume"],
-        prober_version=__version__,
-        uid=None,
-        euid=None,
-        unprivileged_access=None,
-    )
+    facts["unprivileged_access"] = None if sys.platform == "win32" else unprivileged_access(workdir)
     return facts
 
 

@@ -264,9 +264,9 @@ def _check(
         failures = cleanup.run_all()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    emit(report)  # what was measured is printed even when the last cleanup step failed
     if failures:
         raise ProberError(f"cleanup failed: {failures[0]}")
-    emit(report)
     return int(report["exit_code"])
 
 

@@ -416,3 +416,37 @@ def test_joining_nothing_is_an_error_after_the_timeout(tmpfs: Path) -> None:
     result = prober("check", str(tmpfs), "--join", token, "--peer-timeout", "1")
     assert result.returncode == 3 and "no check is waiting" in result.stderr
     assert os.listdir(tmpfs) == []
+
+
+def test_files_the_check_cannot_remove_are_in_both_reports_and_exit_3(tmpfs: Path) -> None:
+    if not IS_ROOT:
+        pytest.skip("mounting a filesystem inside PATH needs root")
+    _seed(tmpfs)
+    before = snapshot(tmpfs)
+    leader = start("check", str(tmpfs), "--peer", "--peer-timeout", "60", "--json")
+    stuck: Path | None = None
+    try:
+        token = _token(leader)
+        (private,) = [p for p in tmpfs.iterdir() if p.name.startswith(".prober-check-")]
+        stuck = private / "stuck"
+        stuck.mkdir()
+        # Another filesystem inside the private directory: the check never removes across a
+        # mount, so removing its files fails - after both sides measured everything.
+        subprocess.run(["mount", "-t", "tmpfs", "prober-test", str(stuck)], check=True, timeout=30)
+        joined = prober("check", str(tmpfs), "--join", token, "--json")
+        out, err = leader.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if leader.poll() is None:
+            leader.kill()
+        if stuck is not None:
+            subprocess.run(["umount", str(stuck)], check=False, timeout=30)
+    assert (leader.returncode, joined.returncode) == (3, 3), (err, joined.stderr)
+    assert joined.stdout == out  # one report, printed on both sides
+    report = json.loads(out)
+    assert report["exit_code"] == 3
+    assert "another filesystem is mounted there" in report["problems"][0]
+    assert report["cells"]  # what was measured is kept
+    assert "cleanup failed" in err  # the last removal failed too, after the report
+    cleaned = prober("check", str(tmpfs), "--clean")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert snapshot(tmpfs) == before

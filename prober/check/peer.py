@@ -365,6 +365,8 @@ class Joiner:
                 self.heartbeat.observe(names)
                 if "report" in names:
                     report: dict[str, Any] = json.loads(read(self.fd, "report"))
+                    # Nothing of ours is written after "bye": the leader then removes peer/.
+                    self._quiesce()
                     create_excl(self.fd, "bye")
                     return report
                 busy = False
@@ -384,9 +386,14 @@ class Joiner:
                     time.sleep(delay)
                     delay = min(delay * 1.5, POLL_MAX_S)
         finally:
-            for relay in self._relays.values():
-                relay.stop()
-            self.heartbeat.stop()
+            self._quiesce()
+
+    def _quiesce(self) -> None:
+        """Stop the relays and the heartbeat (once)."""
+        relays, self._relays = self._relays, {}
+        for relay in relays.values():
+            relay.stop()
+        self.heartbeat.stop()
 
     def translate(self, request: dict[str, Any]) -> str | None:
         """Map the leader's paths to ours; None if the request may act on them, else why not."""

@@ -21,7 +21,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,18 +132,14 @@ def create(base_fd: int, base: Path) -> PrivateDir:
     return PrivateDir(base_fd, base, name, fd)
 
 
-def clear(private: PrivateDir, keep: str, patience_s: float = CLEAR_PATIENCE_S) -> None:
-    """Remove everything in the subdirectory but ``keep`` (the two-host rendezvous).
-
-    An agent that was just killed may still hold a file open for a moment; on NFS that file
-    is then a silly-renamed .nfs* entry that refuses removal (EBUSY, ENOTEMPTY) until the
-    last close, so those errors are retried until ``patience_s`` has passed."""
+def _patiently(action: Callable[[], None], patience_s: float) -> None:
+    """Run ``action``, retrying EBUSY and ENOTEMPTY until ``patience_s`` has passed: an agent
+    killed a moment ago may still hold a file open (NFS keeps it as a silly-renamed .nfs*
+    entry until the last close), and the other host may finish its last write late."""
     deadline = time.monotonic() + patience_s
     while True:
         try:
-            for name in sorted(os.listdir(private.fd)):
-                if name != keep:
-                    remove_at(private.fd, name)
+            action()
             return
         except OSError as exc:
             if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
@@ -151,11 +147,22 @@ def clear(private: PrivateDir, keep: str, patience_s: float = CLEAR_PATIENCE_S) 
             time.sleep(0.2)
 
 
-def remove(private: PrivateDir) -> None:
+def clear(private: PrivateDir, keep: str, patience_s: float = CLEAR_PATIENCE_S) -> None:
+    """Remove everything in the subdirectory but ``keep`` (the two-host rendezvous)."""
+
+    def once() -> None:
+        for name in sorted(os.listdir(private.fd)):
+            if name != keep:
+                remove_at(private.fd, name)
+
+    _patiently(once, patience_s)
+
+
+def remove(private: PrivateDir, patience_s: float = CLEAR_PATIENCE_S) -> None:
     """Remove the subdirectory and everything in it; closes its fd."""
     with contextlib.suppress(OSError):
         os.close(private.fd)
-    remove_at(private.base_fd, private.name)
+    _patiently(lambda: remove_at(private.base_fd, private.name), patience_s)
 
 
 def remove_at(parent_fd: int, name: str) -> None:

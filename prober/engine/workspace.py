@@ -18,7 +18,7 @@ from typing import Any
 from prober.engine.agents import NO_UNPRIVILEGED_ON_WINDOWS, unprivileged_ids
 from prober.engine.cleanup import CleanupStack
 from prober.experiments import Experiment
-from prober.targets.mounts import is_root
+from prober.targets.mounts import is_root, whoami
 
 LOCK_FILE = "lockfile"
 
@@ -68,13 +68,6 @@ def windows_reason(exp: Experiment) -> str | None:
     return None
 
 
-def _caller() -> str:
-    if sys.platform == "win32":
-        return "this user"
-    else:
-        return f"uid {os.getuid()}"
-
-
 @contextlib.contextmanager
 def prepare(base: Path, exp: Experiment, index: int, cleanup: CleanupStack) -> Iterator[Workspace]:
     if sys.platform == "win32":
@@ -109,7 +102,7 @@ def prepare(base: Path, exp: Experiment, index: int, cleanup: CleanupStack) -> I
         if exp.setup.dir == "readonly":
             os.chmod(directory, 0o555)
             if not root:
-                ws.notes.append(f"the directory was made read-only (mode 0555) for {_caller()}")
+                ws.notes.append(f"the directory was made read-only (mode 0555) for {whoami()}")
         if exp.setup.mount == "readonly":
             if not root:
                 raise NotApplicable("a read-only bind mount needs root")

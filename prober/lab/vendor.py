@@ -21,6 +21,9 @@ from prober.errors import ProberError
 FROM_DEBIAN = frozenset({"cryptography", "cffi", "_cffi_backend", "pycparser"})
 _NOT_PACKAGES = ("__editable__", "_distutils_hack", "prober")
 PROBE_TIMEOUT_S = 60.0
+# The client image's interpreter (Debian bookworm's python3); compiled modules copied from
+# here only load in the same CPython minor version.
+CLIENT_PYTHON = (3, 11)
 
 _PROBE = """
 import contextlib, importlib, io, json, sys
@@ -48,6 +51,13 @@ print(json.dumps(found))
 def runtime_modules() -> tuple[tuple[str, Path], ...]:
     """(top-level name, file or package directory) of every third-party module prober's
     CLI and agent load in this interpreter, sorted by name."""
+    if sys.version_info[:2] != CLIENT_PYTHON:
+        found_here = ".".join(map(str, sys.version_info[:2]))
+        raise ProberError(
+            f"the lab client runs Python {'.'.join(map(str, CLIENT_PYTHON))} and gets prober's "
+            f"packages (some compiled) from this interpreter, which is Python {found_here}; "
+            "run the lab from a Python 3.11 environment"
+        )
     try:
         done = subprocess.run(
             [sys.executable, "-c", _PROBE],

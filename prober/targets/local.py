@@ -13,7 +13,7 @@ from typing import Any
 from prober.errors import UsageError
 from prober.fingerprint import fingerprint_path
 from prober.targets.base import Cleanup, PreparedTarget
-from prober.targets.mounts import safe_rmtree
+from prober.targets.mounts import safe_rmtree, whoami
 from prober.targets.readonly import unprivileged_access
 from prober.targets.undo import undo_scope
 
@@ -29,13 +29,6 @@ def describe(workdir: Path) -> dict[str, Any]:
     return facts
 
 
-def _whoami() -> str:
-    if sys.platform == "win32":
-        return "this user"
-    else:
-        return f"uid {os.geteuid()}"
-
-
 def check_path(path: Path) -> Path:
     """Return ``path`` if a run may use it; else raise a one-line UsageError (no side effects)."""
     if not path.exists():
@@ -43,7 +36,7 @@ def check_path(path: Path) -> Path:
     if not path.is_dir():
         raise UsageError(f"--path {path} is not a directory; give an existing writable directory")
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"--path {path} is not writable by {_whoami()}; give a writable directory")
+        raise UsageError(f"--path {path} is not writable by {whoami()}; give a writable directory")
     return path
 
 

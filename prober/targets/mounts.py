@@ -186,6 +186,14 @@ def kernel_supports(fstype: str) -> bool | None:
         return None if Path("/lib/modules", os.uname().release).is_dir() else False
 
 
+def whoami() -> str:
+    """The effective identity, for messages ("uid 1000"; Windows has no uids)."""
+    if sys.platform == "win32":
+        return "this user"
+    else:
+        return f"uid {os.geteuid()}"
+
+
 def is_root() -> bool:
     """Effective uid 0; never on Windows (no uids, and no mounts prober could make there)."""
     if sys.platform == "win32":

@@ -40,19 +40,17 @@ class Side:
 
 
 @pytest.fixture(scope="module")
-def lab(lab_docker_host: str, kernel_has_nfs_and_cifs: None) -> Iterator[dict[str, Lab]]:
-    """nfs4.2, smb3 and smb3-nobrl prepared (servers up, both clients mounted)."""
+def lab(lab_docker_host: str, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]:
+    """The run's lab with nfs4.2, smb3 and smb3-nobrl prepared (both clients mounted)."""
     from prober.lab.targets import SHARED
 
     cleanup = CleanupStack()
-    prepared: dict[str, Lab] = {}
     try:
         with contextlib.ExitStack() as stack:
             for target in registry.select("nfs4.2,smb3,smb3-nobrl"):
                 stack.enter_context(target.prepare(cleanup))
-                assert SHARED.lab is not None
-                prepared[target.name] = SHARED.lab
-            yield prepared
+            assert SHARED.lab is not None
+            yield SHARED.lab
     finally:
         assert cleanup.run_all() == []
         assert SHARED.lab is None
@@ -130,8 +128,8 @@ def _cells(side: Side) -> dict[str, dict[str, Any]]:
     return {c["experiment"]: c for c in side.report["cells"]}
 
 
-def test_nfs_two_hosts_exclude_with_flock_and_posix(lab: dict[str, Lab]) -> None:
-    leader, _ = _checked(lab["nfs4.2"], "nfs4.2", "--require", "flock:cross-host,posix:cross-host")
+def test_nfs_two_hosts_exclude_with_flock_and_posix(lab: Lab) -> None:
+    leader, _ = _checked(lab, "nfs4.2", "--require", "flock:cross-host,posix:cross-host")
     # nfs(5) local_lock=none (the default): locks are sent to the server, so the other
     # client's exclusive request is refused; flock(2) NOTES: NFS emulates flock() with
     # whole-file byte-range locks. Every required guarantee holds: exit 0.
@@ -144,15 +142,15 @@ def test_nfs_two_hosts_exclude_with_flock_and_posix(lab: dict[str, Lab]) -> None
     assert all(g["holds"] for g in leader.report["guarantees"])
 
 
-def test_smb_two_hosts_exclude_with_byte_range_locks(lab: dict[str, Lab]) -> None:
-    leader, _ = _checked(lab["smb3"], "smb3", "--require", "posix:cross-host")
+def test_smb_two_hosts_exclude_with_byte_range_locks(lab: Lab) -> None:
+    leader, _ = _checked(lab, "smb3", "--require", "posix:cross-host")
     # mount.cifs(8): without nobrl, byte-range lock requests are sent to the server.
     assert leader.code == 0, leader.stderr
     assert _cells(leader)["posix.exclusive.clients"]["outcome"].startswith("denied")
 
 
-def test_smb_nobrl_two_hosts_is_exit_1(lab: dict[str, Lab]) -> None:
-    leader, joiner = _checked(lab["smb3-nobrl"], "smb3-nobrl", "--require", "posix:cross-host")
+def test_smb_nobrl_two_hosts_is_exit_1(lab: Lab) -> None:
+    leader, joiner = _checked(lab, "smb3-nobrl", "--require", "posix:cross-host")
     # mount.cifs(8) nobrl: "Do not send byte range lock requests to the server": the other
     # client's exclusive lock is granted - a lock granted where it had to exclude: exit 1.
     assert (leader.code, joiner.code) == (1, 1), leader.stderr

@@ -22,7 +22,10 @@ from prober import __version__
 from prober.errors import UsageError
 
 SCHEMA_NAME = "prober-results"
-SCHEMA_VERSION = 1
+# Version 2 added the `not-run` step outcome and the cells' `findings`; version 1 files
+# (no such values) are still read.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Cell:
     lock_time_s: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Findings beside the verdict (prober.engine.verdict): "query-misreports".
+    findings: list[str] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
 
     @staticmethod
@@ -213,10 +218,11 @@ def load(path: Path) -> RunResults:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA_NAME:
         raise UsageError(f'{path}: not a prober results file (no "schema": "{SCHEMA_NAME}")')
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise UsageError(
             f"{path}: results schema version {version!r} is not supported "
-            f"(this prober {__version__} reads version {SCHEMA_VERSION})"
+            f"(this prober {__version__} reads versions {readable})"
         )
     from prober.report.schema import check_results  # the documented contract
 

@@ -1,7 +1,9 @@
 """Outcomes of single steps and verdicts of whole experiments (DESIGN.md vocabulary).
 
 A step outcome is written as a short string that scripts rely on:
-``granted``, ``denied:EAGAIN``, ``error:EBADF``, ``timeout``, ``not-applicable``.
+``granted``, ``denied:EAGAIN``, ``error:EBADF``, ``timeout``, ``not-applicable``,
+``not-run`` (a step that depends on one that failed: no call was made; its cause is in the
+step's ``detail``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ class Kind(StrEnum):
     ERROR = "error"
     TIMEOUT = "timeout"
     NOT_APPLICABLE = "not-applicable"
+    NOT_RUN = "not-run"
 
 
 class Verdict(StrEnum):

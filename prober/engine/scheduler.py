@@ -20,6 +20,19 @@ from prober.results import Cell, StepRecord
 from prober.targets.base import PreparedTarget
 
 LOCK_TIME_OPS = frozenset({"lock", "unlock", "test", "hold-loop"})
+# Agent ops that act on an open handle (`handle`, default f): they run only on a handle that
+# an earlier step really opened. `stat` uses one only when it names it.
+HANDLE_OPS = frozenset(
+    {"close", "dup", "lock", "unlock", "test", "hold-loop", "read", "write", "same-file"}
+)
+
+
+@dataclass
+class _Handle:
+    """What the steps did to one handle name in one actor's handle table."""
+
+    open: bool
+    record: StepRecord  # the step that opened it, failed to, or closed it
 
 
 @dataclass
@@ -94,7 +107,7 @@ class Runner:
                 notes = list(ws.notes)
         except NotApplicable as exc:
             return not_applicable_cell(exp, target.name, str(exc))
-        verdict, why = judge(records)
+        judgement = judge(records)
         decisive = next(r for r in records if r.decisive)
         lock_ns = sum(r.duration_ns for r in records if r.op in LOCK_TIME_OPS)
         return Cell(
@@ -102,14 +115,15 @@ class Runner:
             target=target.name,
             api=exp.api,
             outcome=decisive.outcome,
-            verdict=verdict.value,
+            verdict=judgement.verdict.value,
             reference=exp.reference,
-            explanation=why,
+            explanation=judgement.explanation,
             decisive_step=decisive.index,
             wall_time_s=round(time.monotonic() - started, 6),
             lock_time_s=round(lock_ns / 1e9, 6),
             metrics=metrics,
             notes=notes,
+            findings=list(judgement.findings),
             steps=records,
         )
 
@@ -138,6 +152,9 @@ class _Execution:
         self.by_label: dict[str, StepRecord] = {}
         self.metrics: dict[str, Any] = {}
         self._forked: set[str] = set()  # forked actors that exist now
+        # (handle table, handle name) -> its state; a table is a process actor's (its
+        # threads share it) or a forked child's (a copy made at the fork)
+        self.handles: dict[tuple[str, str], _Handle] = {}
 
     # -- actors ------------------------------------------------------------------------
     def _place(self) -> None:
@@ -193,8 +210,48 @@ class _Execution:
             self.by_label[step.label] = record
         return record
 
-    def _skip(self, step: Step, reason: str) -> StepRecord:
-        return self._record(step, Kind.NOT_APPLICABLE.value, detail={"reason": reason})
+    def _not_run(self, step: Step, cause: str) -> StepRecord:
+        """A step that depends on one that failed: no call is made, the cause is kept."""
+        return self._record(step, Kind.NOT_RUN.value, detail={"cause": cause})
+
+    # -- handles -------------------------------------------------------------------------
+    def _table(self, actor_name: str) -> str:
+        actor = self.exp.actors.get(actor_name)
+        if actor is not None and actor.kind == "thread" and actor.of is not None:
+            return actor.of
+        return actor_name
+
+    def _handle_cause(self, step: Step) -> str | None:
+        """Why a step cannot run on its handle (never opened, failed to open, closed)."""
+        uses = step.op in HANDLE_OPS or (step.op == "stat" and "handle" in step.args)
+        if not uses or step.args.get("via") == "smb":
+            return None
+        name = str(step.args.get("handle", "f"))
+        state = self.handles.get((self._table(step.actor), name))
+        if state is None:
+            return f"handle {name} of {step.actor} was never opened"
+        if not state.open:
+            first = state.record
+            did = "closed it" if first.op == "close" else f"gave {first.outcome}"
+            return f"step {first.index} ({first.actor} {first.op} {name}) {did}"
+        return None
+
+    def _track(self, step: Step, record: StepRecord) -> None:
+        """Keep the handle table in step with what an open, close, dup or fork did."""
+        table = self._table(step.actor)
+        granted = record.outcome == Kind.GRANTED.value
+        name = str(step.args.get("handle", "f"))
+        if step.op == "open":
+            self.handles[(table, name)] = _Handle(granted, record)
+        elif step.op == "close" and granted:
+            self.handles[(table, name)] = _Handle(False, record)
+        elif step.op == "dup" and granted:
+            self.handles[(table, str(step.args.get("new")))] = _Handle(True, record)
+        elif step.op == "fork" and granted:
+            child = str(step.args.get("child"))
+            for (owner, handle), state in list(self.handles.items()):
+                if owner == table:
+                    self.handles[(child, handle)] = state
 
     def _step(self, step: Step) -> StepRecord:
         control = getattr(self, "_op_" + step.op.replace("-", "_"), None)
@@ -222,10 +279,13 @@ class _Execution:
     def _agent_step(self, step: Step) -> StepRecord:
         placement = self.placements.get(step.actor)
         if placement is None or id(placement.agent) in self.abandoned or not placement.agent.alive:
-            return self._skip(step, f"actor {step.actor} is gone (killed or abandoned)")
+            return self._not_run(step, f"actor {step.actor} is gone (killed or abandoned)")
         forked = placement.route is None or placement.route in self._forked
         if not forked and step.op != "fork":
-            return self._skip(step, f"actor {step.actor} does not exist yet (no fork)")
+            return self._not_run(step, f"actor {step.actor} does not exist (its fork failed)")
+        cause = self._handle_cause(step)
+        if cause is not None:
+            return self._not_run(step, cause)
         request: dict[str, Any] = {k: self.ws.expand(v) for k, v in step.args.items()}
         request["op"] = step.op
         if step.op == "open":
@@ -236,7 +296,7 @@ class _Execution:
         if step.op == "fork":
             child = str(step.args.get("child", ""))
             if child not in self.placements:
-                return self._skip(step, f"fork names unknown actor {child!r}")
+                return self._not_run(step, f"fork names unknown actor {child!r}")
             request["child"] = child
         if placement.thread:
             request["thread"] = placement.thread
@@ -288,6 +348,7 @@ class _Execution:
         record.detail = reply.get("detail", {})
         if not flight.agent.same_clock:
             record.detail["clock"] = flight.agent.key
+        self._track(flight.step, record)
 
     # -- control ops (run by the scheduler itself) --------------------------------------
     def _op_pause(self, step: Step) -> StepRecord:
@@ -300,7 +361,7 @@ class _Execution:
     def _op_kill(self, step: Step) -> StepRecord:
         placement = self.placements.get(step.actor)
         if placement is None or id(placement.agent) in self.abandoned:
-            return self._skip(step, f"actor {step.actor} is already gone")
+            return self._not_run(step, f"actor {step.actor} is already gone")
         start = time.monotonic_ns()
         if placement.route is not None:
             reply = placement.agent.call(
@@ -323,7 +384,10 @@ class _Execution:
         if flight is not None:
             self._finish(flight, self._timeout_for(step))
         if target is None:
-            return self._skip(step, f"nothing to await under {label!r}")
+            return self._not_run(step, f"nothing to await under {label!r}")
+        if target.outcome == Kind.NOT_RUN.value:
+            cause = f"step {target.index} was not run: {target.detail.get('cause', '')}"
+            return self._not_run(step, cause)
         return self._record(
             step,
             target.outcome,
@@ -338,7 +402,11 @@ class _Execution:
         label = str(step.args.get("step"))
         flight = self.in_flight.get(label)
         if flight is None:
-            return self._skip(step, f"no call in flight under {label!r}")
+            target = self.by_label.get(label)
+            if target is not None and target.outcome == Kind.NOT_RUN.value:
+                cause = f"step {target.index} was not run: {target.detail.get('cause', '')}"
+                return self._not_run(step, cause)
+            return self._not_run(step, f"no call in flight under {label!r}")
         start = time.monotonic_ns()
         reply = flight.pending.wait(float(step.args.get("seconds", 0.2)))
         took = time.monotonic_ns() - start
@@ -359,6 +427,9 @@ class _Execution:
                 self._finish(flight, self._timeout_for(step))
             record = self.by_label[label]
             kind = parse_outcome(record.outcome)[0]
+            if kind is Kind.NOT_RUN:
+                cause = f"step {record.index} was not run: {record.detail.get('cause', '')}"
+                return self._not_run(step, cause)
             if kind is not Kind.GRANTED:
                 detail = {"failed": record.index, "outcome": record.outcome}
                 return self._record(step, record.outcome, errno=record.errno, detail=detail)

@@ -49,6 +49,7 @@ def matrix_document(matrix: Matrix) -> dict[str, Any]:
                 "column": row.column,
                 **{SCOPES[scope][1].replace(" ", "_"): row.excludes.get(scope) for scope in SCOPES},
                 "silent_no_ops": row.silent,
+                "queries_that_misreport": row.misreports,
                 "errors_and_hangs": row.failures,
             }
             for row in matrix.summary

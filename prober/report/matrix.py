@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prober.engine.outcome import Verdict
+from prober.engine.verdict import QUERY_MISREPORTS
 from prober.report.notes import errno_meaning, outcome_code, symbol
 from prober.report.summary import SummaryRow, summarize
 from prober.results import Cell, RunResults
@@ -174,9 +175,11 @@ def _group_key(name: str) -> tuple[int, str]:
 def cell_label(cell: Cell) -> str:
     """The text of a cell: verdict symbol and name, then the decisive outcome."""
     head = f"{symbol(cell.verdict)} {cell.verdict}"
-    if cell.outcome == cell.verdict:
-        return head
-    return f"{head} · {cell.outcome}"
+    if cell.outcome != cell.verdict:
+        head = f"{head} · {cell.outcome}"
+    if QUERY_MISREPORTS in cell.findings:
+        head = f"{head} · query misreports"
+    return head
 
 
 def _needs_footnote(cell: Cell) -> bool:

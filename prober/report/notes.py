@@ -21,11 +21,19 @@ LEGEND: tuple[LegendEntry, ...] = (
     LegendEntry(
         Verdict.AS_REFERENCE, "✓", "behaves as the reference (documented Linux-local or Windows)"
     ),
-    LegendEntry(Verdict.DIFFERS, "≠", "behaves differently from the reference; see the footnote"),
+    LegendEntry(
+        Verdict.DIFFERS,
+        "≠",
+        "behaves differently from the reference, or the row could not be set up as designed "
+        "(steps after the first deviation are not judged; a step shown `not-run` was not made "
+        "because one it depends on failed); `query misreports`: a lock query (F_GETLK, "
+        "F_OFD_GETLK) misreported a held lock; see the footnote",
+    ),
     LegendEntry(
         Verdict.NO_EXCLUSION,
         "✗",
-        "a lock that should exclude was granted: the dangerous, silent case",
+        "a lock acquisition that had to be refused, in the state the earlier steps actually "
+        "reached, was granted: the dangerous, silent case",
     ),
     LegendEntry(Verdict.UNSUPPORTED, "∅", "the call is not implemented here (ENOSYS, ENOLCK, ...)"),
     LegendEntry(Verdict.HANG, "∞", "a call did not return before its deadline"),

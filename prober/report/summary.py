@@ -1,10 +1,13 @@
 """The summary view: per target, which APIs exclude across processes, across clients and
-against the server itself, and which are silent no-ops (granted, excluding nothing).
+against the server itself (in both directions), which are silent no-ops (granted, excluding
+nothing), and which lock queries misreport a held lock.
 
 It reads the exclusion experiments of each API: `<api>.exclusive-exclusive.processes`,
-`<api>.exclusive.clients`, `<api>.exclusive.server-vs-client` and the `shared-exclusive`
-variants. In each of them the decisive step is a lock request made while another party
-holds a conflicting lock, so a refusal means the API excludes and a grant means it does not.
+`<api>.exclusive.clients`, `<api>.exclusive.server-vs-client`, `.client-vs-server` and the
+`shared-exclusive` variants. In each of them the decisive step is a lock request made while
+another party holds a conflicting lock, so a refusal means the API excludes. A silent no-op is
+a cell judged `no-exclusion` (prober.engine.verdict): a grant in a row that could not be set
+up as designed is not evidence either way and is listed with the errors.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prober.engine.outcome import Kind, Verdict, parse_outcome
+from prober.engine.verdict import QUERY_MISREPORTS
 from prober.results import Cell
 
-# scope name -> (last ID component, label)
-SCOPES: dict[str, tuple[str, str]] = {
-    "processes": ("processes", "across processes"),
-    "clients": ("clients", "across clients"),
-    "server": ("server-vs-client", "against the server"),
+# scope name -> (last ID components, label)
+SCOPES: dict[str, tuple[tuple[str, ...], str]] = {
+    "processes": (("processes",), "across processes"),
+    "clients": (("clients",), "across clients"),
+    "server": (("server-vs-client", "client-vs-server"), "against the server"),
 }
 _CONFLICTS = frozenset({"exclusive-exclusive", "exclusive", "shared-exclusive"})
 # APIs in this order in every list; others follow alphabetically.
@@ -35,6 +39,8 @@ class SummaryRow:
     silent: list[str] = field(default_factory=list)
     # "api scope: outcome" for errors and hangs in the exclusion experiments
     failures: list[str] = field(default_factory=list)
+    # "api (experiment, ...)" for lock queries (F_GETLK, F_OFD_GETLK) that misreported
+    misreports: list[str] = field(default_factory=list)
 
 
 def exclusion_scope(experiment: str) -> tuple[str, str] | None:
@@ -42,8 +48,8 @@ def exclusion_scope(experiment: str) -> tuple[str, str] | None:
     parts = experiment.split(".")
     if len(parts) != 3 or parts[0] in ("cross", "setup") or parts[1] not in _CONFLICTS:
         return None
-    for scope, (suffix, _label) in SCOPES.items():
-        if parts[2] == suffix:
+    for scope, (suffixes, _label) in SCOPES.items():
+        if parts[2] in suffixes:
             return parts[0], scope
     return None
 
@@ -64,21 +70,37 @@ def _state(cell: Cell) -> str:
         return "failed"
     if kind == Kind.DENIED:
         return "excludes"
-    if kind == Kind.GRANTED:
-        return "silent"
     if kind == Kind.NOT_APPLICABLE:
         return "skip"
+    # A grant the verdict did not call no-exclusion (the row could not be set up as
+    # designed), an error, a step not run: no evidence either way.
     return "failed"
+
+
+def _failure(cell: Cell) -> str:
+    if parse_outcome(cell.outcome)[0] is Kind.GRANTED:
+        return "not set up as designed"
+    return cell.outcome
+
+
+def _misreports(cells: Iterable[Cell]) -> list[str]:
+    """ "ofd (ofd.exclusive-exclusive.processes, ...)" per API with a misreporting query."""
+    by_api: dict[str, list[str]] = {}
+    for cell in cells:
+        if QUERY_MISREPORTS in cell.findings:
+            by_api.setdefault(cell.api, []).append(cell.experiment)
+    return [f"{api} ({', '.join(sorted(by_api[api]))})" for api in sorted(by_api, key=_api_key)]
 
 
 def summarize_column(column: str, cells: Iterable[Cell]) -> SummaryRow:
     # (api, scope) -> states of its cells
     states: dict[tuple[str, str], list[tuple[str, Cell]]] = {}
+    cells = list(cells)
     for cell in cells:
         found = exclusion_scope(cell.experiment)
         if found:
             states.setdefault(found, []).append((_state(cell), cell))
-    row = SummaryRow(column)
+    row = SummaryRow(column, misreports=_misreports(cells))
     silent: dict[str, list[str]] = {}
     for (api, scope), items in sorted(states.items(), key=lambda kv: _api_key(kv[0][0])):
         kinds = {state for state, _cell in items}
@@ -91,7 +113,7 @@ def summarize_column(column: str, cells: Iterable[Cell]) -> SummaryRow:
             silent.setdefault(api, []).append(scope)
         for state, cell in items:
             if state == "failed":
-                row.failures.append(f"{api} {SCOPES[scope][1]}: {cell.outcome}")
+                row.failures.append(f"{api} {SCOPES[scope][1]}: {_failure(cell)}")
     for api in sorted(silent, key=_api_key):
         scopes = [SCOPES[s][1] for s in SCOPES if s in silent[api]]
         row.silent.append(f"{api} ({', '.join(scopes)})")

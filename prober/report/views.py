@@ -37,12 +37,16 @@ def provenance(matrix: Matrix) -> list[str]:
 
 
 def summary_table(matrix: Matrix) -> Table:
-    header = [["target"]] + [[label] for _suffix, label in SCOPES.values()]
-    header += [["silent no-ops"], ["errors and hangs"]]
+    header = [["target"]] + [[label] for _suffixes, label in SCOPES.values()]
+    header += [["silent no-ops"], ["lock queries that misreport"], ["errors and hangs"]]
     rows = [
         [row.column]
         + [describe(row, scope) for scope in SCOPES]
-        + [", ".join(row.silent) or "none", "; ".join(row.failures) or "none"]
+        + [
+            ", ".join(row.silent) or "none",
+            ", ".join(row.misreports) or "none",
+            "; ".join(row.failures) or "none",
+        ]
         for row in matrix.summary
     ]
     return Table("Summary: which APIs exclude, per target", header, rows)

@@ -62,7 +62,8 @@ def test_a_blocked_call_times_out_and_the_run_goes_on(target: PreparedTarget) ->
         steps = cell.steps
         assert steps[3].detail["abandoned"] is True
         # The abandoned actor's later steps are not run; the other actor goes on.
-        assert steps[4].outcome == "not-applicable"
+        assert steps[4].outcome == "not-run"
+        assert "gone" in steps[4].detail["cause"]
         assert steps[5].outcome == "granted"
         # The next experiment runs with fresh agents.
         again = runner.run(exp, target)
@@ -100,4 +101,4 @@ experiments:
         pool.close()
     assert cell.verdict == "as-reference"
     assert cell.steps[3].detail["signal"] == "SIGKILL"
-    assert cell.steps[4].outcome == "not-applicable"  # the killed actor makes no more calls
+    assert cell.steps[4].outcome == "not-run"  # the killed actor makes no more calls

@@ -108,16 +108,17 @@ def _step(index: int, actor: str, api: str, mode: str, outcome: str, expected: s
 
 
 def _cell(experiment: str, target: str, api: str, steps: list[StepRecord], reference: str) -> Cell:
-    verdict, why = judge(steps)
+    judgement = judge(steps)
     decisive = next(s for s in steps if s.decisive)
     return Cell(
         experiment=experiment,
         target=target,
         api=api,
         outcome=decisive.outcome,
-        verdict=verdict.value,
+        verdict=judgement.verdict.value,
         reference=reference,
-        explanation=why,
+        explanation=judgement.explanation,
+        findings=list(judgement.findings),
         decisive_step=decisive.index,
         steps=steps,
     )

@@ -39,7 +39,7 @@ json_values = st.recursive(
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=3)
 errnos = st.sampled_from(["EAGAIN", "EBADF", "ENOLCK", "524", "STATUS_LOCK_NOT_GRANTED"])
 outcomes = st.one_of(
-    st.sampled_from(["granted", "timeout", "not-applicable", "denied", "error"]),
+    st.sampled_from(["granted", "timeout", "not-applicable", "not-run", "denied", "error"]),
     st.builds(lambda k, e: f"{k}:{e}", st.sampled_from(["denied", "error"]), errnos),
 )
 texts = st.text(max_size=30)  # any Unicode, including |, newlines and non-ASCII

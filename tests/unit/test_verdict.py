@@ -50,11 +50,11 @@ def rec(i: int, op: str, outcome: str, expected: str | None, decisive: bool = Fa
     ],
 )
 def test_judge(records: list[StepRecord], verdict: str) -> None:
-    assert judge(records)[0].value == verdict
+    assert judge(records).verdict.value == verdict
 
 
 def test_differs_says_which_step_and_what() -> None:
-    _, why = judge([rec(3, "lock", "error:EBADF", "granted", True)])
+    why = judge([rec(3, "lock", "error:EBADF", "granted", True)]).explanation
     assert why == "step 3 (B lock flock ex): expected granted, got error:EBADF"
 
 

@@ -14,10 +14,14 @@ UMOUNT_TIMEOUT_S = 20.0
 
 # Mount options per target (everything else is the client's default, recorded as mounted).
 NFS_VERSIONS = {"nfs3": "3", "nfs4.0": "4.0", "nfs4.1": "4.1", "nfs4.2": "4.2"}
+# file_mode=0666: without unix extensions the cifs client checks permissions itself, from
+# file_mode/dir_mode (mount.cifs(8)); the default file_mode=0755 with uid=0 would keep the
+# unprivileged actor of the read-only-directory rows from opening the lock file read-write.
+# dir_mode stays 0755, so that actor still cannot write a directory.
 SMB_OPTIONS = {
-    "smb3": "vers=3.1.1",
-    "smb3-nobrl": "vers=3.1.1,nobrl",
-    "smb3-noposixlocking": "vers=3.1.1",
+    "smb3": "vers=3.1.1,file_mode=0666",
+    "smb3-nobrl": "vers=3.1.1,nobrl,file_mode=0666",
+    "smb3-noposixlocking": "vers=3.1.1,file_mode=0666",
 }
 
 

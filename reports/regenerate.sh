@@ -5,7 +5,7 @@
 #
 # Runs `prober run` on the host targets (local, tmpfs, ext4, xfs, btrfs: needs root for the
 # mounts) and the lab targets (nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, smb3-noposixlocking,
-# overlay, volume, container-tmpfs: need the Docker-host VM), then writes into reports/:
+# smb3-nolease, overlay, volume, container-tmpfs: need the Docker-host VM), then writes into reports/:
 #   results.json   the raw results (schema prober-results; `prober diff` takes it)
 #   matrix.md      summary, targets, matrix, legend, error names, notes (Markdown)
 #   summary.md     the summary view alone, for the README

@@ -22,6 +22,11 @@ SMB_OPTIONS = {
     "smb3": "vers=3.1.1,file_mode=0666",
     "smb3-nobrl": "vers=3.1.1,nobrl,file_mode=0666",
     "smb3-noposixlocking": "vers=3.1.1,file_mode=0666",
+    # mount.cifs(8) nolease: "Do not request lease/oplock when opening a file on the server.
+    # This turns off local caching of IO, byte-range lock and read metadata operations."
+    # With a write-caching lease (smb3's default) cifs keeps byte-range locks on the client
+    # until the lease breaks; here every lock reaches the server.
+    "smb3-nolease": "vers=3.1.1,nolease,file_mode=0666",
 }
 
 

@@ -20,7 +20,12 @@ SMB_USER = "prober"
 SMB_PASSWORD = "prober-lab-password"  # the lab network is private to one run
 # The share each SMB target mounts (containers/smb-server/smb.conf): they differ only in the
 # Samba setting the target is named after.
-SMB_SHARES = {"smb3": "prober", "smb3-nobrl": "prober", "smb3-noposixlocking": "prober-noposix"}
+SMB_SHARES = {
+    "smb3": "prober",
+    "smb3-nobrl": "prober",
+    "smb3-noposixlocking": "prober-noposix",
+    "smb3-nolease": "prober",
+}
 # Share settings that decide how SMB locks meet other lockers (smb.conf(5)); each SMB
 # target's fingerprint records their effective values as testparm reports them.
 LOCK_SETTINGS = ("posix locking", "strict locking", "oplocks", "kernel oplocks")

@@ -1,7 +1,7 @@
-"""Lab targets: nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, smb3-noposixlocking (kernel
-clients in two client containers against a server container) and overlay, volume,
-container-tmpfs (a container's own filesystems). Importing this module registers them with
-prober.targets.registry.
+"""Lab targets: nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, smb3-noposixlocking,
+smb3-nolease (kernel clients in two client containers against a server container) and
+overlay, volume, container-tmpfs (a container's own filesystems). Importing this module
+registers them with prober.targets.registry.
 
 One lab serves the whole run: its images, network, servers and clients are made the first
 time a target needs them and removed by the run's cleanup (also on Ctrl-C and on error).
@@ -40,6 +40,7 @@ FAMILY = {
     "smb3": "smb",
     "smb3-nobrl": "smb",
     "smb3-noposixlocking": "smb",
+    "smb3-nolease": "smb",
     "overlay": "container",
     "volume": "container",
     "container-tmpfs": "container",
@@ -52,6 +53,8 @@ DESCRIPTIONS = {
     "smb3": "kernel cifs, SMB 3.1.1, byte-range locks on, against Samba",
     "smb3-nobrl": "kernel cifs, SMB 3.1.1 with nobrl (locks stay on the client), against Samba",
     "smb3-noposixlocking": "kernel cifs, SMB 3.1.1, against a Samba share with posix locking = no",
+    "smb3-nolease": "kernel cifs, SMB 3.1.1 with nolease (no lease, so no byte-range lock is "
+    "kept on the client), against Samba",
     "overlay": "a file in a container's own overlay2 root filesystem",
     "volume": "a named Docker volume (the Docker host's disk) shared by two containers",
     "container-tmpfs": "a tmpfs mounted in a container",

@@ -28,13 +28,14 @@ LAB_TARGETS = (
     "smb3",
     "smb3-nobrl",
     "smb3-noposixlocking",
+    "smb3-nolease",
     "overlay",
     "volume",
     "container-tmpfs",
 )
 GROUPS: dict[str, tuple[str, ...]] = {
     "nfs": ("nfs3", "nfs4.0", "nfs4.1", "nfs4.2"),
-    "smb": ("smb3", "smb3-nobrl", "smb3-noposixlocking"),
+    "smb": ("smb3", "smb3-nobrl", "smb3-noposixlocking", "smb3-nolease"),
     "lab": LAB_TARGETS,
 }
 LAB_MODULE = "prober.lab.targets"

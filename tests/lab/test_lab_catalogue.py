@@ -17,15 +17,16 @@ from prober.engine.scheduler import Runner
 from prober.experiments import load, select
 from prober.results import Cell
 from prober.targets import registry
+from tests import verdict_invariants
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
-SHARED_FS = ("nfs3", "nfs4.2", "smb3", "smb3-nobrl", "smb3-noposixlocking")
+SHARED_FS = ("nfs3", "nfs4.2", "smb3", "smb3-nobrl", "smb3-noposixlocking", "smb3-nolease")
 SERVER_ROWS = ("lockfileex.vs-server-posix", "lockfileex.server-posix-vs-client")
 CONTAINER_FS = ("overlay", "volume", "container-tmpfs")
 ROWS = (
-    "*.clients,*.server-vs-client,*.processes,*.exclusive.readonly-fd,lockfileex.*,"
-    "setup.delete-locked-file.lockfileex"
+    "*.clients,*.server-vs-client,*.client-vs-server,*.processes,*.exclusive.readonly-fd,"
+    "lockfileex.*,setup.delete-locked-file.lockfileex,setup.lock-existing-in-readonly-dir.*"
 )
 
 
@@ -194,3 +195,66 @@ def test_a_cifs_clients_locks_meet_wire_locks_unless_nobrl(results: Results) -> 
     for row in rows:
         cell = results["smb3-nobrl"][row]
         assert (cell.outcome, cell.verdict) == ("granted", "no-exclusion"), row
+
+
+def test_every_lab_cell_satisfies_the_verdict_invariants(results: Results) -> None:
+    # No no-exclusion without a granted acquisition in the state the steps reached, no call
+    # on a handle whose open failed, and every verdict is what the one rule computes.
+    cells = [c for rows in results.cells.values() for c in rows.values()]
+    assert len(cells) == len(results.cells) * len(select(load(), ROWS, None))
+    assert verdict_invariants.problems(cells) == []
+
+
+@pytest.mark.parametrize("target", ["nfs3", "nfs4.2"])
+def test_a_clients_locks_reach_the_nfs_server_as_posix_locks(results: Results, target: str) -> None:
+    # nfs(5) local_lock=none (the default): the client sends its locks to the server, whose
+    # lock manager (lockd for NLM, nfsd for NFSv4) places them on the exported file; flock(2)
+    # NOTES: an NFS client's flock() is "emulated as fcntl(2) byte-range locks on the entire
+    # file". So a process on the server asking for a POSIX lock is refused whichever API the
+    # client used...
+    cells = results[target]
+    for row in ("posix.exclusive.client-vs-server", "cross.flock-vs-posix.client-vs-server"):
+        assert cells[row].outcome.startswith("denied"), (row, cells[row].explanation)
+    # ...while its flock() is not: flock(2) "there is no interaction between the types of
+    # lock placed by flock() and fcntl(2)" on the server's own (local) filesystem.
+    for row in ("flock.exclusive.client-vs-server", "cross.posix-vs-flock.client-vs-server"):
+        assert cells[row].outcome == "granted", (row, cells[row].explanation)
+    assert cells["flock.exclusive.client-vs-server"].verdict == "no-exclusion"
+    assert cells["cross.posix-vs-flock.client-vs-server"].verdict == "as-reference"
+    # The server's own POSIX lock meets the client's emulated flock the same way.
+    assert cells["cross.posix-vs-flock.server-vs-client"].outcome.startswith("denied")
+
+
+@pytest.mark.parametrize("target", ["nfs3", "nfs4.2", "smb3", "smb3-nobrl", "smb3-nolease"])
+def test_the_unprivileged_actor_really_opens_the_file(results: Results, target: str) -> None:
+    # The read-only-directory rows run their actor as an unprivileged uid; the test
+    # directory is made mode 0555 and the lock file 0666 (NFS: on the server; cifs: the
+    # mount's file_mode=0666 and default dir_mode=0755, which mount.cifs(8) says the client
+    # applies itself without unix extensions), so the open must succeed and no step of
+    # the row may be not-run.
+    for api in ("flock", "posix", "ofd"):
+        cell = results[target][f"setup.lock-existing-in-readonly-dir.{api}"]
+        opened = [s for s in cell.steps if s.op == "open"]
+        assert opened and all(s.outcome == "granted" for s in opened), cell.explanation
+        assert all(s.outcome != "not-run" for s in cell.steps)
+
+
+def test_without_a_lease_cifs_locks_meet_the_servers_posix_locks(results: Results) -> None:
+    # mount.cifs(8) nolease: "Do not request lease/oplock when opening a file on the server.
+    # This turns off local caching of IO, byte-range lock ..." - every lock is sent to Samba,
+    # and smb.conf(5) posix locking (default yes) maps SMB clients' locks to POSIX locks
+    # "consistent with those seen by POSIX compliant applications accessing the files via a
+    # non-SMB method". flock(2) NOTES: on CIFS flock() is emulated with byte-range locks. So a
+    # process on the server and a client exclude each other with POSIX locks, in both
+    # directions, whichever of flock or fcntl the client used...
+    cells = results["smb3-nolease"]
+    for row in (
+        "posix.exclusive.client-vs-server",
+        "posix.exclusive.server-vs-client",
+        "cross.flock-vs-posix.client-vs-server",
+    ):
+        assert cells[row].outcome.startswith("denied"), (row, cells[row].explanation)
+    # ...while the server's flock() sees none of them (flock(2): no interaction between
+    # flock() and fcntl(2) locks on the server's local filesystem).
+    cell = cells["flock.exclusive.client-vs-server"]
+    assert (cell.outcome, cell.verdict) == ("granted", "no-exclusion"), cell.explanation

@@ -399,6 +399,7 @@ def test_two_checks_meet_as_two_hosts_and_print_the_same_verdicts(tmpfs: Path) -
         assert cells[f"{api}.exclusive.clients"]["outcome"].startswith("denied")
         assert cells[f"{api}.blocking-handoff.clients"]["verdict"] == "as-reference"
     assert cells["cross.flock-vs-posix.clients"]["outcome"] == "granted"
+    assert cells["cross.posix-vs-flock.clients"]["outcome"] == "granted"
     assert report["profiles"][0]["answer"] == "works"
     assert all(g["holds"] for g in report["guarantees"])
     assert snapshot(tmpfs) == before

@@ -101,6 +101,13 @@ def test_cross_host_rows_put_one_process_on_each_host() -> None:
     blocked = next(s for s in handoff.steps if s.op == "blocked")
     assert blocked.args["seconds"] >= rows.CROSS_HOST_BLOCKED_S
     assert "setup.excl-create-lockfile.clients" in cross
+    # Both directions of the flock/POSIX pair across the two hosts.
+    for row, holder in (
+        ("cross.flock-vs-posix.clients", "flock"),
+        ("cross.posix-vs-flock.clients", "posix"),
+    ):
+        first_lock = next(s for s in cross[row].steps if s.op == "lock")
+        assert (first_lock.actor, first_lock.args["api"]) == ("A", holder)
 
 
 def test_readonly_rows_lock_path_itself_with_a_shared_lock(tmp_path: Path) -> None:

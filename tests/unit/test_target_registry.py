@@ -27,7 +27,13 @@ def test_order_follows_the_report_not_the_command_line() -> None:
 
 def test_groups_expand() -> None:
     assert chosen("nfs") == ["nfs3", "nfs4.0", "nfs4.1", "nfs4.2"]
-    assert chosen("smb,ext4") == ["ext4", "smb3", "smb3-nobrl", "smb3-noposixlocking"]
+    assert chosen("smb,ext4") == [
+        "ext4",
+        "smb3",
+        "smb3-nobrl",
+        "smb3-noposixlocking",
+        "smb3-nolease",
+    ]
     assert chosen("lab") == list(registry.LAB_TARGETS)
 
 

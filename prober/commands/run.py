@@ -71,7 +71,7 @@ def run(
     targets = registry.select(fs, path)
     fmts = report.parse_formats(formats)
     check_out_dir(out)
-    if docker_host == "vm" and any(t.name in registry.LAB_TARGETS for t in targets):
+    if docker_host == "vm" and any(t.name in registry.lab_names() for t in targets):
         # `--docker-host vm`: start (building once) the Docker-host VM and use it.
         from prober.lab import vm
 

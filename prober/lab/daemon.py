@@ -5,9 +5,11 @@ Docker-host VM), reached with deadlines, and checked for the kernel filesystems 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from prober.errors import ProberError
+from prober.targets.catalogue import KERNEL_FILESYSTEMS
 
 API_TIMEOUT_S = 120.0  # per HTTP read; builds and long execs stream, so reads stay short
 VM_HINT = "start the Docker-host VM with `prober lab vm up` and export the DOCKER_HOST it prints"
@@ -75,12 +77,9 @@ def kernel_release(client: Any) -> str:
     return str(client.info().get("KernelVersion", "unknown"))
 
 
-# What each lab target family needs from the Docker host's kernel (proc(5) /proc/filesystems
-# lists a filesystem once its module is loaded; modules.dep says whether it can be).
-KERNEL_NEEDS: dict[str, tuple[str, ...]] = {
-    "nfs": ("nfs", "nfs4", "nfsd"),
-    "smb": ("cifs",),
-}
+# Where each filesystem a lab target may need (matrix/targets.yaml `kernel:`) lives as a
+# module (proc(5) /proc/filesystems lists a filesystem once its module is loaded;
+# modules.dep says whether it can be).
 _MODULES = {"nfs": "fs/nfs/nfs.ko", "nfs4": "fs/nfs/nfsv4.ko", "nfsd": "fs/nfsd/nfsd.ko"}
 _MODULES["cifs"] = "fs/smb/client/cifs.ko"
 
@@ -132,7 +131,7 @@ def kernel_support(client: Any, image: str) -> dict[str, bool]:
         elif line.startswith("modules:"):
             modules = line
     found: dict[str, bool] = {}
-    for fs in ("nfs", "nfs4", "nfsd", "cifs"):
+    for fs in KERNEL_FILESYSTEMS:
         module = _MODULES[fs]
         found[fs] = (
             fs in listed or module in modules or module.replace("smb/client", "cifs") in modules
@@ -140,5 +139,6 @@ def kernel_support(client: Any, image: str) -> dict[str, bool]:
     return found
 
 
-def missing_for(family: str, support: dict[str, bool]) -> list[str]:
-    return [fs for fs in KERNEL_NEEDS[family] if not support.get(fs, False)]
+def missing_for(needs: Iterable[str], support: dict[str, bool]) -> list[str]:
+    """Which of the filesystems a target needs (its catalogue `kernel:`) the kernel lacks."""
+    return [fs for fs in needs if not support.get(fs, False)]

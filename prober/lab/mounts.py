@@ -6,36 +6,20 @@ from __future__ import annotations
 import json
 
 from prober.errors import ProberError
-from prober.lab.servers import SMB_PASSWORD, SMB_SHARES, SMB_USER
+from prober.lab.servers import SMB_PASSWORD, SMB_USER, share_of
 from prober.lab.topology import Lab
+from prober.targets.catalogue import TargetSpec
 
 MOUNT_TIMEOUT_S = 60.0
 UMOUNT_TIMEOUT_S = 20.0
 
-# Mount options per target (everything else is the client's default, recorded as mounted).
-NFS_VERSIONS = {"nfs3": "3", "nfs4.0": "4.0", "nfs4.1": "4.1", "nfs4.2": "4.2"}
-# file_mode=0666: without unix extensions the cifs client checks permissions itself, from
-# file_mode/dir_mode (mount.cifs(8)); the default file_mode=0755 with uid=0 would keep the
-# unprivileged actor of the read-only-directory rows from opening the lock file read-write.
-# dir_mode stays 0755, so that actor still cannot write a directory.
-SMB_OPTIONS = {
-    "smb3": "vers=3.1.1,file_mode=0666",
-    "smb3-nobrl": "vers=3.1.1,nobrl,file_mode=0666",
-    "smb3-noposixlocking": "vers=3.1.1,file_mode=0666",
-    # mount.cifs(8) nolease: "Do not request lease/oplock when opening a file on the server.
-    # This turns off local caching of IO, byte-range lock and read metadata operations."
-    # With a write-caching lease (smb3's default) cifs keeps byte-range locks on the client
-    # until the lease breaks; here every lock reaches the server.
-    "smb3-nolease": "vers=3.1.1,nolease,file_mode=0666",
-}
 
-
-def mount_nfs(lab: Lab, role: str, target: str, server: str) -> None:
+def mount_nfs(lab: Lab, role: str, spec: TargetSpec, server: str) -> None:
+    target = spec.name
     point = f"/lab/{target}"
-    version = NFS_VERSIONS[target]
-    options = f"vers={version}"
+    options = spec.mount.options
     # /export is the NFSv4 pseudo-root (fsid=0); NFSv3 names the real path.
-    remote = f"/export/{target}" if version == "3" else f"/{target}"
+    remote = f"/export/{target}" if _nfs_version(options) == "3" else f"/{target}"
     lab.must(role, ["mkdir", "-p", point], f"making {point}")
     lab.must(
         role,
@@ -45,9 +29,19 @@ def mount_nfs(lab: Lab, role: str, target: str, server: str) -> None:
     )
 
 
-def mount_smb(lab: Lab, role: str, target: str, server: str) -> None:
+def _nfs_version(options: str) -> str | None:
+    """The version nfs(5) vers= (or nfsvers=) asks for; None lets the client negotiate."""
+    for option in options.split(","):
+        key, _, value = option.partition("=")
+        if key in ("vers", "nfsvers"):
+            return value
+    return None
+
+
+def mount_smb(lab: Lab, role: str, spec: TargetSpec, server: str) -> None:
+    target = spec.name
     point = f"/lab/{target}"
-    options = SMB_OPTIONS[target]
+    options = spec.mount.options
     lab.must(role, ["mkdir", "-p", point], f"making {point}")
     credentials = f"username={SMB_USER},password={SMB_PASSWORD}"
     lab.must(
@@ -58,7 +52,7 @@ def mount_smb(lab: Lab, role: str, target: str, server: str) -> None:
             "cifs",
             "-o",
             f"{options},{credentials}",
-            f"//{server}/{SMB_SHARES[target]}/{target}",
+            f"//{server}/{share_of(spec)}/{target}",
             point,
         ],
         f"mount -t cifs -o {options} (target {target})",

@@ -12,20 +12,13 @@ from dataclasses import dataclass
 
 from prober.errors import ProberError
 from prober.lab.topology import Lab
+from prober.targets.catalogue import TargetSpec
 
 NFS_READY_TIMEOUT_S = 90.0
 SMB_READY_TIMEOUT_S = 60.0
 GRACE_S = 10  # the smallest grace and lease time nfsd accepts
 SMB_USER = "prober"
 SMB_PASSWORD = "prober-lab-password"  # the lab network is private to one run
-# The share each SMB target mounts (containers/smb-server/smb.conf): they differ only in the
-# Samba setting the target is named after.
-SMB_SHARES = {
-    "smb3": "prober",
-    "smb3-nobrl": "prober",
-    "smb3-noposixlocking": "prober-noposix",
-    "smb3-nolease": "prober",
-}
 # Share settings that decide how SMB locks meet other lockers (smb.conf(5)); each SMB
 # target's fingerprint records their effective values as testparm reports them.
 LOCK_SETTINGS = ("posix locking", "strict locking", "oplocks", "kernel oplocks")
@@ -76,9 +69,15 @@ def export_dir(lab: Lab, role: str, target: str) -> str:
     return f"/lab/{target}"
 
 
-def share_settings(lab: Lab, target: str) -> dict[str, str]:
-    """The effective lock settings of ``target``'s share, as the server's testparm sees them."""
-    share = SMB_SHARES[target]
+def share_of(spec: TargetSpec) -> str:
+    """The Samba share an SMB target mounts (a share of containers/smb-server/smb.conf)."""
+    assert spec.server is not None, spec.name
+    return spec.server.settings["share"]
+
+
+def share_settings(lab: Lab, spec: TargetSpec) -> dict[str, str]:
+    """The effective lock settings of ``spec``'s share, as the server's testparm sees them."""
+    share = share_of(spec)
     # One exec for all settings (a process start in a container costs seconds under TCG);
     # testparm's own chatter goes to stderr, so keep only the marked lines.
     script = "".join(

@@ -1,7 +1,6 @@
-"""Lab targets: nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, smb3-noposixlocking,
-smb3-nolease (kernel clients in two client containers against a server container) and
-overlay, volume, container-tmpfs (a container's own filesystems). Importing this module
-registers them with prober.targets.registry.
+"""Lab targets, as matrix/targets.yaml describes them: kernel NFS and cifs clients in two
+client containers against a server container, and a container's own filesystems.
+Importing this module registers them with prober.targets.registry.
 
 One lab serves the whole run: its images, network, servers and clients are made the first
 time a target needs them and removed by the run's cleanup (also on Ctrl-C and on error).
@@ -25,40 +24,15 @@ from prober.lab import channel, daemon, mounts, servers
 from prober.lab.images import DEFAULT_BASE
 from prober.lab.parallel import parallel
 from prober.lab.topology import CLIENTS, Lab
-from prober.targets import registry
+from prober.targets import catalogue, registry
 from prober.targets.base import Cleanup, PreparedTarget
 
 KEEP_ENV = "PROBER_LAB_KEEP"  # set by `prober run --keep`
 BASE_IMAGE_ENV = "PROBER_BASE_IMAGE"
 GRACE_PROBE_TIMEOUT_S = 150.0
 
-FAMILY = {
-    "nfs3": "nfs",
-    "nfs4.0": "nfs",
-    "nfs4.1": "nfs",
-    "nfs4.2": "nfs",
-    "smb3": "smb",
-    "smb3-nobrl": "smb",
-    "smb3-noposixlocking": "smb",
-    "smb3-nolease": "smb",
-    "overlay": "container",
-    "volume": "container",
-    "container-tmpfs": "container",
-}
-DESCRIPTIONS = {
-    "nfs3": "kernel NFSv3 (NLM locks, rpc.statd) between two client containers and nfsd",
-    "nfs4.0": "kernel NFSv4.0 between two client containers and nfsd",
-    "nfs4.1": "kernel NFSv4.1 between two client containers and nfsd",
-    "nfs4.2": "kernel NFSv4.2 between two client containers and nfsd",
-    "smb3": "kernel cifs, SMB 3.1.1, byte-range locks on, against Samba",
-    "smb3-nobrl": "kernel cifs, SMB 3.1.1 with nobrl (locks stay on the client), against Samba",
-    "smb3-noposixlocking": "kernel cifs, SMB 3.1.1, against a Samba share with posix locking = no",
-    "smb3-nolease": "kernel cifs, SMB 3.1.1 with nolease (no lease, so no byte-range lock is "
-    "kept on the client), against Samba",
-    "overlay": "a file in a container's own overlay2 root filesystem",
-    "volume": "a named Docker volume (the Docker host's disk) shared by two containers",
-    "container-tmpfs": "a tmpfs mounted in a container",
-}
+# The lab family of each server kind of the catalogue; no server: a container's own fs.
+FAMILY_OF_SERVER = {"nfsd": "nfs", "samba": "smb"}
 SERVER_ROLE = {"nfs": "nfs-server", "smb": "smb-server"}
 
 
@@ -124,9 +98,10 @@ SHARED = _Shared()
 
 class LabTarget:
     def __init__(self, name: str) -> None:
+        self.spec = catalogue.load().get(name)
         self.name = name
-        self.family = FAMILY[name]
-        self.description = DESCRIPTIONS[name]
+        self.family = FAMILY_OF_SERVER[self.spec.server.kind] if self.spec.server else "container"
+        self.description = self.spec.description
 
     def unavailable_reason(self) -> str | None:
         """Does the daemon answer, and does its kernel have what this target needs? Builds
@@ -141,7 +116,7 @@ class LabTarget:
         return None if support is None else self._missing(lab, support)
 
     def _missing(self, lab: Lab, support: dict[str, bool]) -> str | None:
-        missing = daemon.missing_for(self.family, support)
+        missing = daemon.missing_for(self.spec.kernel, support)
         if missing:
             return (
                 f"the Docker host's kernel ({lab.kernel_release()}) has no "
@@ -178,7 +153,7 @@ class LabTarget:
         mount = mounts.mount_nfs if self.family == "nfs" else mounts.mount_smb
 
         def mount_in(client: str) -> None:
-            mount(lab, client, self.name, info.address)
+            mount(lab, client, self.spec, info.address)
             mounted.append(client)
 
         try:
@@ -191,7 +166,7 @@ class LabTarget:
                 smb = {
                     "server": info.address,
                     "port": 445,
-                    "share": servers.SMB_SHARES[self.name],
+                    "share": servers.share_of(self.spec),
                     "username": servers.SMB_USER,
                     "password": servers.SMB_PASSWORD,
                     "root": f"{self.name}/run",
@@ -203,7 +178,7 @@ class LabTarget:
                 fingerprint["server_software"] = info.software
                 fingerprint["server_start_s"] = round(info.started_s, 2)
                 if self.family == "smb":
-                    fingerprint["samba_share"] = servers.share_settings(lab, self.name)
+                    fingerprint["samba_share"] = servers.share_settings(lab, self.spec)
                 if self.family == "nfs":
                     fingerprint["grace_wait_s"] = self._wait_out_grace(pool, workdir)
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)

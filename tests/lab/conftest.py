@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from prober.errors import ProberError
+from prober.targets import catalogue
 from tests.conftest import IN_CI, require
 
 OPT_IN_ENV = "PROBER_LAB_TESTS"
@@ -69,6 +70,7 @@ def kernel_has_nfs_and_cifs(docker_client: Any) -> None:
 
     support = Lab(docker_client).kernel_support()
     assert support is not None
-    missing = daemon.missing_for("nfs", support) + daemon.missing_for("smb", support)
+    needs = sorted({fs for target in catalogue.load().targets for fs in target.kernel})
+    missing = daemon.missing_for(needs, support)
     if missing:
         _unavailable(f"the Docker host's kernel lacks {', '.join(missing)}: {daemon.VM_HINT}")

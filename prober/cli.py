@@ -231,12 +231,9 @@ def lab_clean(
 ) -> None:
     """Remove every container, network and volume a lab run left (labelled org.prober.lab)."""
     from prober.commands import lab as cmd
+    from prober.run_options import docker_host_option
 
-    if docker_host:
-        import os
-
-        os.environ["DOCKER_HOST"] = docker_host
-    _finish(lambda: cmd.clean(images))
+    _finish(lambda: cmd.clean(images, docker_host_option(docker_host)))
 
 
 @vm_app.command("up")

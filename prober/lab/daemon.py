@@ -1,10 +1,9 @@
-"""The Docker daemon the lab runs on: found through DOCKER_HOST (``vm`` means the running
+"""The Docker daemon the lab runs on: the run's docker host (``vm`` means the running
 Docker-host VM), reached with deadlines, and checked for the kernel filesystems the lab needs.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,9 +19,9 @@ RUN_LABEL = "org.prober.lab.run"
 ROLE_LABEL = "org.prober.lab.role"
 
 
-def docker_host() -> str | None:
-    """The daemon address: DOCKER_HOST, with ``vm`` resolved to the running VM's address."""
-    value = os.environ.get("DOCKER_HOST") or None
+def docker_host(value: str | None) -> str | None:
+    """The daemon address: ``value`` (None: the default socket), with ``vm`` resolved to the
+    running VM's address."""
     if value != "vm":
         return value
     from prober.lab import vm
@@ -39,7 +38,7 @@ def describe(host: str | None) -> str:
     return host or "the default socket (unix:///var/run/docker.sock)"
 
 
-def connect(timeout: float = API_TIMEOUT_S) -> Any:
+def connect(where: str | None, timeout: float = API_TIMEOUT_S) -> Any:
     """A docker.DockerClient whose daemon has answered a ping; ProberError otherwise."""
     try:
         import docker
@@ -48,7 +47,7 @@ def connect(timeout: float = API_TIMEOUT_S) -> Any:
         raise ProberError(
             f"the docker Python package is missing ({exc}); pip install docker"
         ) from None
-    host = docker_host()
+    host = docker_host(where)
     try:
         client = (
             docker.DockerClient(base_url=host, timeout=int(timeout))

@@ -1,12 +1,11 @@
-"""Kernel NFS and SMB mounts inside the client containers, and what the client's
-/proc/self/mountinfo says about them."""
+"""Kernel NFS and cifs mounts inside the client containers, as matrix/targets.yaml gives
+them, and what the client's /proc/self/mountinfo says about them."""
 
 from __future__ import annotations
 
 import json
 
 from prober.errors import ProberError
-from prober.lab.servers import SMB_PASSWORD, SMB_USER, share_of
 from prober.lab.topology import Lab
 from prober.targets.catalogue import TargetSpec
 
@@ -14,48 +13,25 @@ MOUNT_TIMEOUT_S = 60.0
 UMOUNT_TIMEOUT_S = 20.0
 
 
-def mount_nfs(lab: Lab, role: str, spec: TargetSpec, server: str) -> None:
-    target = spec.name
-    point = f"/lab/{target}"
-    options = spec.mount.options
-    # /export is the NFSv4 pseudo-root (fsid=0); NFSv3 names the real path.
-    remote = f"/export/{target}" if _nfs_version(options) == "3" else f"/{target}"
+def client_options(spec: TargetSpec) -> str:
+    """The target's mount options as the catalogue gives them, with ro when it is read-only."""
+    options = [o for o in spec.mount.options.split(",") if o]
+    if spec.readonly and "ro" not in options:
+        options.append("ro")
+    return ",".join(options)
+
+
+def mount(lab: Lab, role: str, spec: TargetSpec, source: str, credentials: str = "") -> None:
+    """mount -t TYPE -o OPTIONS SOURCE /lab/<target> in a client; `credentials` are added to
+    the options but left out of what an error shows."""
+    point = f"/lab/{spec.name}"
+    options = client_options(spec)
+    given = ",".join(o for o in (options, credentials) if o)
     lab.must(role, ["mkdir", "-p", point], f"making {point}")
     lab.must(
         role,
-        ["mount", "-t", "nfs", "-o", options, f"{server}:{remote}", point],
-        f"mount -t nfs -o {options} (target {target})",
-        MOUNT_TIMEOUT_S,
-    )
-
-
-def _nfs_version(options: str) -> str | None:
-    """The version nfs(5) vers= (or nfsvers=) asks for; None lets the client negotiate."""
-    for option in options.split(","):
-        key, _, value = option.partition("=")
-        if key in ("vers", "nfsvers"):
-            return value
-    return None
-
-
-def mount_smb(lab: Lab, role: str, spec: TargetSpec, server: str) -> None:
-    target = spec.name
-    point = f"/lab/{target}"
-    options = spec.mount.options
-    lab.must(role, ["mkdir", "-p", point], f"making {point}")
-    credentials = f"username={SMB_USER},password={SMB_PASSWORD}"
-    lab.must(
-        role,
-        [
-            "mount",
-            "-t",
-            "cifs",
-            "-o",
-            f"{options},{credentials}",
-            f"//{server}/{share_of(spec)}/{target}",
-            point,
-        ],
-        f"mount -t cifs -o {options} (target {target})",
+        ["mount", "-t", spec.mount.type, *(["-o", given] if given else []), source, point],
+        f"mount -t {spec.mount.type} -o {options} (target {spec.name})",
         MOUNT_TIMEOUT_S,
     )
 

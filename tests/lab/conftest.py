@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from prober.errors import ProberError
+from prober.run_options import RunOptions
 from prober.targets import catalogue
 from tests.conftest import IN_CI, require
 
@@ -52,11 +53,17 @@ def lab_docker_host() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def lab_options(lab_docker_host: str) -> RunOptions:
+    """What `prober run --docker-host` passes down to the lab targets."""
+    return RunOptions(docker_host=lab_docker_host)
+
+
+@pytest.fixture(scope="session")
 def docker_client(lab_docker_host: str) -> Iterator[Any]:
     from prober.lab import daemon
 
     try:
-        client = daemon.connect()
+        client = daemon.connect(lab_docker_host)
     except ProberError as exc:
         _unavailable(str(exc))
     yield client

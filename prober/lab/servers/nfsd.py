@@ -66,22 +66,31 @@ class KernelNfsd:
         return ""
 
     def facts(self, lab: Lab, pool: AgentPool, workdir: str, spec: TargetSpec) -> dict[str, Any]:
-        return {"grace_wait_s": self._wait_out_grace(pool, workdir, spec)}
+        return {"grace_wait_s": self._wait_out_grace(lab, pool, workdir, spec)}
 
     def wire(self, info: ServerInfo, spec: TargetSpec) -> dict[str, Any] | None:
         return None
 
-    def _wait_out_grace(self, pool: AgentPool, workdir: str, spec: TargetSpec) -> float:
+    def _wait_out_grace(self, lab: Lab, pool: AgentPool, workdir: str, spec: TargetSpec) -> float:
         """Take one POSIX lock from client1; it waits while the server is in its grace
         period. Returns the seconds it took (the first target pays, the others see ~0)."""
         agent = pool.acquire("client1")
         probe = f"{workdir}/.grace-probe"
-        try:
-            steps: list[dict[str, Any]] = [
-                {"op": "open", "path": probe, "create": True},
-                {"op": "lock", "api": "posix", "lock": "ex", "wait": True},
-                {"op": "unlink", "path": probe},
+        steps: list[dict[str, Any]] = [
+            {"op": "open", "path": probe, "create": True},
+            {"op": "lock", "api": "posix", "lock": "ex", "wait": True},
+            {"op": "unlink", "path": probe},
+        ]
+        if spec.readonly:
+            # The client cannot create or write: the server makes the file, the client takes
+            # a read lock on a read-only descriptor (fcntl(2): a write lock needs O_WRONLY/RDWR).
+            lab.must(self.role, ["touch", probe], "making the grace probe")
+            steps = [
+                {"op": "open", "path": probe, "mode": "r"},
+                {"op": "lock", "api": "posix", "lock": "sh", "wait": True},
+                {"op": "close"},
             ]
+        try:
             replies = []
             for step in steps:
                 reply = agent.call(step, GRACE_PROBE_TIMEOUT_S)
@@ -93,6 +102,8 @@ class KernelNfsd:
                 replies.append(reply)
         finally:
             pool.release(agent)
+            if spec.readonly:
+                lab.exec(self.role, ["rm", "-f", probe])
         waited = round(int(replies[1].get("duration_ns", 0)) / 1e9, 2)
         if self._grace_wait_s is None:
             self._grace_wait_s = waited

@@ -123,6 +123,10 @@ class SmbClient:
         self._connections: list[Any] = []
         self.opens: dict[str, Any] = {}
 
+    def connect(self, server: SmbServer, timeout: float) -> None:
+        """Set up the session and tree connect to `server` now (kept for later opens)."""
+        self._tree(server, timeout)
+
     def _tree(self, server: SmbServer, timeout: float) -> Any:
         if server in self._trees:
             return self._trees[server]

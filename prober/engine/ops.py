@@ -181,6 +181,10 @@ def op_identity(req: dict[str, Any], handles: Handles) -> Reply:
     return {"detail": {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}}
 
 
+def op_connect(req: dict[str, Any], handles: Handles) -> Reply:
+    raise ValueError("connect sets up an SMB session: it needs via: smb")
+
+
 def op_workspace(req: dict[str, Any], handles: Handles) -> Reply:
     """Make (or restore) an experiment's directory on a host the engine cannot reach itself
     (lab targets): the remote half of prober.engine.workspace.prepare_remote."""
@@ -201,6 +205,7 @@ def op_workspace(req: dict[str, Any], handles: Handles) -> Reply:
 
 OPS: dict[str, Callable[[dict[str, Any], Handles], Reply]] = {
     "workspace": op_workspace,
+    "connect": op_connect,
     "open": op_open,
     "close": op_close,
     "dup": op_dup,
@@ -253,7 +258,9 @@ def smb_op(req: dict[str, Any]) -> Reply:
     op = req["op"]
     timeout = float(req.get("deadline_s", 5.0))
     start, length = _range(req)
-    if op == "open":
+    if op == "connect":
+        client.connect(SmbServer.from_request(req["smb"]), timeout)
+    elif op == "open":
         client.open(
             handle,
             SmbServer.from_request(req["smb"]),

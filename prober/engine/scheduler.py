@@ -20,6 +20,10 @@ from prober.results import Cell, StepRecord
 from prober.targets.base import PreparedTarget
 
 LOCK_TIME_OPS = frozenset({"lock", "unlock", "test", "hold-loop"})
+# Setting up an agent's SMB session (import, negotiate, session setup, tree connect) is not a
+# call under test: under emulation it takes several seconds the first time, more than a
+# step's deadline. It is done before the steps, under its own deadline.
+SMB_CONNECT_TIMEOUT_S = 60.0
 # Agent ops that act on an open handle (`handle`, default f): they run only on a handle that
 # an earlier step really opened. `stat` uses one only when it names it.
 HANDLE_OPS = frozenset(
@@ -147,6 +151,7 @@ class _Execution:
         self.placements: dict[str, _Placement] = {}
         self.owned: list[Agent] = []
         self.abandoned: set[int] = set()  # id() of agents killed or timed out
+        self.gone_why: dict[int, str] = {}  # id() of an agent abandoned before any step
         self.in_flight: dict[str, _InFlight] = {}
         self.records: list[StepRecord] = []
         self.by_label: dict[str, StepRecord] = {}
@@ -174,6 +179,24 @@ class _Execution:
                 parent = self.placements[actor.of]
                 self.placements[actor.name] = _Placement(parent.agent, route=actor.name)
 
+    def _connect_smb(self) -> None:
+        """Give every agent that reaches the file over SMB its session before the steps."""
+        actors = {s.actor for s in self.exp.steps if s.args.get("via") == "smb"}
+        done: set[int] = set()
+        for name in sorted(actors):
+            placement = self.placements.get(name)
+            if placement is None or id(placement.agent) in done | self.abandoned:
+                continue
+            done.add(id(placement.agent))
+            request: dict[str, Any] = {"op": "connect", "via": "smb"}
+            self._smb_request(request)
+            request["deadline_s"] = SMB_CONNECT_TIMEOUT_S
+            if placement.agent.call(request, SMB_CONNECT_TIMEOUT_S + 5) is None:
+                why = f"its SMB session was not set up within {SMB_CONNECT_TIMEOUT_S:g} s"
+                self.gone_why[id(placement.agent)] = why
+                self._abandon(placement.agent)
+            # A refused session shows in the first SMB step, which fails the same way.
+
     def _abandon(self, agent: Agent) -> None:
         self.abandoned.add(id(agent))
         agent.kill()
@@ -182,6 +205,7 @@ class _Execution:
     def run(self) -> tuple[list[StepRecord], dict[str, Any]]:
         try:
             self._place()
+            self._connect_smb()
             for step in self.exp.steps:
                 self.records.append(self._step(step))
             for flight in list(self.in_flight.values()):
@@ -279,7 +303,10 @@ class _Execution:
     def _agent_step(self, step: Step) -> StepRecord:
         placement = self.placements.get(step.actor)
         if placement is None or id(placement.agent) in self.abandoned or not placement.agent.alive:
-            return self._not_run(step, f"actor {step.actor} is gone (killed or abandoned)")
+            why = self.gone_why.get(id(placement.agent)) if placement else None
+            return self._not_run(
+                step, f"actor {step.actor} is gone ({why or 'killed or abandoned'})"
+            )
         forked = placement.route is None or placement.route in self._forked
         if not forked and step.op != "fork":
             return self._not_run(step, f"actor {step.actor} does not exist (its fork failed)")

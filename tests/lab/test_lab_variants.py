@@ -2,9 +2,8 @@
 and each assertion rests on the sentence of nfs(5) or mount.cifs(8) it quotes. Everything
 else those targets give is a measurement, not a law.
 
-nfs(5) lists local_lock under the options for NFS versions 2 and 3; the Linux client's lock
-and flock calls check the mount's local-lock flags whatever the version, so the nfs4.2
-variants are held to the same sentences.
+nfs(5) lists local_lock under the options for NFS versions 2 and 3, so the local_lock
+variants are NFSv3 mounts.
 """
 
 from __future__ import annotations
@@ -25,9 +24,9 @@ from tests.lab.helpers import lab_session
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
-LOCAL_FLOCK = "nfs4.2-local-flock"
-LOCAL_POSIX = "nfs4.2-local-posix"
-LOCAL_ALL = "nfs4.2-local-all"
+LOCAL_FLOCK = "nfs3-local-flock"
+LOCAL_POSIX = "nfs3-local-posix"
+LOCAL_ALL = "nfs3-local-all"
 NOLOCK = "nfs3-nolock"
 SMB_VARIANTS = ("smb3-cache-none", "smb3.0", "smb2.1")
 READ_ONLY = tuple(t.name for t in catalogue.load().targets if t.readonly)

@@ -44,9 +44,27 @@ CsvOption = Annotated[
 ]
 
 
+def _fs_help() -> str:
+    """--fs help from matrix/targets.yaml; a broken catalogue is reported when a command
+    loads it (one line, exit 2), not by --help."""
+    from prober.targets import catalogue
+
+    try:
+        known = catalogue.load()
+    except ProberError:
+        return "Targets, comma-separated (see `prober list`)."
+    return (
+        f"Targets, comma-separated (matrix/targets.yaml): {', '.join(known.names())}; "
+        f"groups: {', '.join(known.groups)}. Default: every host target."
+    )
+
+
+FsOption = Annotated[str | None, typer.Option(help=_fs_help())]
+
+
 @app.command()
 def run(
-    fs: CsvOption = None,
+    fs: FsOption = None,
     experiment: Annotated[
         str | None, typer.Option(help="Comma-separated glob(s) of experiment IDs, e.g. 'flock.*'.")
     ] = None,
@@ -213,12 +231,9 @@ def lab_clean(
 ) -> None:
     """Remove every container, network and volume a lab run left (labelled org.prober.lab)."""
     from prober.commands import lab as cmd
+    from prober.run_options import docker_host_option
 
-    if docker_host:
-        import os
-
-        os.environ["DOCKER_HOST"] = docker_host
-    _finish(lambda: cmd.clean(images))
+    _finish(lambda: cmd.clean(images, docker_host_option(docker_host)))
 
 
 @vm_app.command("up")

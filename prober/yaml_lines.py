@@ -29,14 +29,20 @@ def line_of(node: Any, default: int = 0) -> int:
     return int(node.get(LINE_KEY, default)) if isinstance(node, dict) else default
 
 
-def load_list(text: str, file: str, key: str) -> list[Any]:
-    """The list under `key` of a YAML document; any problem is a `file:line:` UsageError."""
+def load_document(text: str, file: str) -> Any:
+    """A YAML document with lines kept; not valid YAML is a `file:line:` UsageError."""
     try:
         doc = yaml.load(text, Loader=LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
         raise UsageError(f"{file}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    return doc
+
+
+def load_list(text: str, file: str, key: str) -> list[Any]:
+    """The list under `key` of a YAML document; any problem is a `file:line:` UsageError."""
+    doc = load_document(text, file)
     if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
         raise UsageError(f"{file}:1: {key}: the file must hold a list under '{key}'")
     return list(doc[key])

@@ -8,14 +8,14 @@ from prober.errors import EXIT_ENVIRONMENT, EXIT_OK
 from prober.lab import cleanup, daemon
 
 
-def clean(images: bool) -> int:
-    client = daemon.connect()
+def clean(images: bool, docker_host: str | None = None) -> int:
+    client = daemon.connect(docker_host)
     removed = cleanup.clean(client, images=images)
     left = cleanup.leftovers(client)
     for name in removed:
         typer.echo(f"removed {name}")
     if not removed:
-        typer.echo(f"nothing to remove on {daemon.describe(daemon.docker_host())}")
+        typer.echo(f"nothing to remove on {daemon.describe(daemon.docker_host(docker_host))}")
     if left:
         # A container whose process is stuck in the kernel cannot be removed yet.
         typer.echo(f"still present (try again in a minute): {', '.join(left)}", err=True)

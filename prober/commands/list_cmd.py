@@ -9,6 +9,7 @@ from tabulate import tabulate
 from prober.apis import NAMES, get_api
 from prober.errors import EXIT_OK
 from prober.experiments import load
+from prober.run_options import RunOptions, docker_host_option
 from prober.targets import registry
 
 
@@ -21,7 +22,9 @@ def run(*, path: Path | None) -> int:
     apis = [(name, get_api(name).available() or "available") for name in NAMES]
     print(tabulate(apis, tablefmt="plain"))
     print("\nTargets:")
-    targets = registry.select(",".join(registry.names()), path)
+    # The lab targets say whether the user's Docker daemon (DOCKER_HOST) can run them.
+    options = RunOptions(docker_host=docker_host_option(None))
+    targets = registry.select(",".join(registry.names()), path, options)
     target_rows = [
         (
             t.name,

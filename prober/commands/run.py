@@ -21,6 +21,7 @@ from prober.engine.scheduler import Runner
 from prober.errors import EXIT_INTERRUPTED, EXIT_OK, ProberError, UsageError
 from prober.experiments import Experiment, load, select
 from prober.results import ResultsStream, RunResults, TargetInfo, host_info, write_json_atomic
+from prober.run_options import RunOptions, docker_host_option
 from prober.targets import registry
 from prober.targets.base import Target
 
@@ -62,24 +63,25 @@ def run(
     if step_timeout <= 0:
         raise UsageError(f"--step-timeout {step_timeout}: give a positive number of seconds")
     experiments = select(load(), experiment, api)
-    if docker_host:
-        os.environ["DOCKER_HOST"] = docker_host
-    if base_image:
-        os.environ["PROBER_BASE_IMAGE"] = base_image  # read by prober.lab.targets
-    if keep:
-        os.environ["PROBER_LAB_KEEP"] = "1"  # read by prober.lab.targets at teardown
-    targets = registry.select(fs, path)
+    options = RunOptions(
+        docker_host=docker_host_option(docker_host),
+        base_image=base_image,
+        keep=keep,
+        step_timeout=step_timeout,
+    )
+    targets = registry.select(fs, path, options)
     fmts = report.parse_formats(formats)
     check_out_dir(out)
-    if docker_host == "vm" and any(t.name in registry.LAB_TARGETS for t in targets):
-        # `--docker-host vm`: start (building once) the Docker-host VM and use it.
+    if docker_host == "vm" and any(t.name in registry.lab_names() for t in targets):
+        # `--docker-host vm`: start (building once) the Docker-host VM; the lab finds it
+        # when it first connects (docker host "vm" is the running VM).
         from prober.lab import vm
 
         def say(text: str) -> None:
             if not quiet:
                 print(f"prober: {text}", file=sys.stderr, flush=True)
 
-        os.environ["DOCKER_HOST"] = vm.ensure_running(log=say)
+        vm.ensure_running(log=say)
     out.mkdir(parents=True, exist_ok=True)
 
     results = RunResults(started_at=_now(), host=host_info(), argv=sys.argv[1:])
@@ -94,7 +96,7 @@ def run(
     interrupted = False
     with ProgressReporter(len(targets) * len(experiments), quiet) as progress:
         try:
-            _run_targets(targets, experiments, results, stream, step_timeout, progress)
+            _run_targets(targets, experiments, results, stream, options, progress)
         except KeyboardInterrupt:
             interrupted = True
             progress.message("prober: interrupted; cleaning up and keeping what was measured")
@@ -135,7 +137,7 @@ def _run_targets(
     experiments: list[Experiment],
     results: RunResults,
     stream: ResultsStream,
-    step_timeout: float,
+    options: RunOptions,
     progress: ProgressReporter,
 ) -> None:
     cleanup = CleanupStack()
@@ -146,7 +148,7 @@ def _run_targets(
             if reason is None:
                 try:
                     _run_target(
-                        target, experiments, results, stream, pool, cleanup, step_timeout, progress
+                        target, experiments, results, stream, pool, cleanup, options, progress
                     )
                     continue
                 except ProberError as exc:
@@ -168,14 +170,14 @@ def _run_target(
     stream: ResultsStream,
     pool: AgentPool,
     cleanup: CleanupStack,
-    step_timeout: float,
+    options: RunOptions,
     progress: ProgressReporter,
 ) -> None:
     with target.prepare(cleanup) as prepared:
         info = TargetInfo(target.name, available=True, fingerprint=prepared.fingerprint)
         results.targets.append(info)
         stream.write("target", asdict(info))
-        runner = Runner(pool, cleanup, step_timeout)
+        runner = Runner(pool, cleanup, options.step_timeout)
         for exp in experiments:
             cell = runner.run(exp, prepared)
             results.cells.append(cell)

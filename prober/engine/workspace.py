@@ -142,10 +142,20 @@ def prepare_remote(target: Any, exp: Experiment, index: int) -> Iterator[Workspa
     """``prepare`` for a target whose directory lives on other hosts (``target.pool``).
 
     The server makes the directory when the target has one (its own filesystem, no client
-    cache in between), else client1. Every host sees the workdir at the same path.
+    cache in between), else client1. Every host sees the workdir at the same path. On a
+    read-only target (the clients mount it read-only) only the read-only-mount rows run, and
+    the clients' mount is the read-only view.
     """
-    if exp.setup.mount == "readonly":
-        raise NotApplicable("a read-only bind mount is made on this machine only, not in the lab")
+    readonly = bool(getattr(target, "readonly", False))
+    if exp.setup.mount == "readonly" and not readonly:
+        raise NotApplicable(
+            "a read-only bind mount is made on this machine only; in the lab, a target whose "
+            "clients mount it read-only runs this row"
+        )
+    if readonly and exp.setup.mount != "readonly":
+        raise NotApplicable(
+            "the clients mount this target read-only; only read-only-mount rows run"
+        )
     host = "server" if "server" in target.hosts else "client1"
     directory = target.workdir / f"{index:03d}"
     ws = Workspace(dir=directory, file=directory / LOCK_FILE)
@@ -156,6 +166,8 @@ def prepare_remote(target: Any, exp: Experiment, index: int) -> Iterator[Workspa
             f"actors marked unprivileged ran as uid {uid} because lab agents run as root, "
             "and root ignores directory permissions"
         )
+    if readonly:
+        ws.notes.append(f"the clients saw {directory} through the target's read-only mount")
     request = {
         "op": "workspace",
         "dir": str(directory),

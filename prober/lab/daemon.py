@@ -1,13 +1,14 @@
-"""The Docker daemon the lab runs on: found through DOCKER_HOST (``vm`` means the running
+"""The Docker daemon the lab runs on: the run's docker host (``vm`` means the running
 Docker-host VM), reached with deadlines, and checked for the kernel filesystems the lab needs.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterable
 from typing import Any
 
 from prober.errors import ProberError
+from prober.targets.catalogue import KERNEL_FILESYSTEMS
 
 API_TIMEOUT_S = 120.0  # per HTTP read; builds and long execs stream, so reads stay short
 VM_HINT = "start the Docker-host VM with `prober lab vm up` and export the DOCKER_HOST it prints"
@@ -18,9 +19,9 @@ RUN_LABEL = "org.prober.lab.run"
 ROLE_LABEL = "org.prober.lab.role"
 
 
-def docker_host() -> str | None:
-    """The daemon address: DOCKER_HOST, with ``vm`` resolved to the running VM's address."""
-    value = os.environ.get("DOCKER_HOST") or None
+def docker_host(value: str | None) -> str | None:
+    """The daemon address: ``value`` (None: the default socket), with ``vm`` resolved to the
+    running VM's address."""
     if value != "vm":
         return value
     from prober.lab import vm
@@ -37,7 +38,7 @@ def describe(host: str | None) -> str:
     return host or "the default socket (unix:///var/run/docker.sock)"
 
 
-def connect(timeout: float = API_TIMEOUT_S) -> Any:
+def connect(where: str | None, timeout: float = API_TIMEOUT_S) -> Any:
     """A docker.DockerClient whose daemon has answered a ping; ProberError otherwise."""
     try:
         import docker
@@ -46,7 +47,7 @@ def connect(timeout: float = API_TIMEOUT_S) -> Any:
         raise ProberError(
             f"the docker Python package is missing ({exc}); pip install docker"
         ) from None
-    host = docker_host()
+    host = docker_host(where)
     try:
         client = (
             docker.DockerClient(base_url=host, timeout=int(timeout))
@@ -75,12 +76,9 @@ def kernel_release(client: Any) -> str:
     return str(client.info().get("KernelVersion", "unknown"))
 
 
-# What each lab target family needs from the Docker host's kernel (proc(5) /proc/filesystems
-# lists a filesystem once its module is loaded; modules.dep says whether it can be).
-KERNEL_NEEDS: dict[str, tuple[str, ...]] = {
-    "nfs": ("nfs", "nfs4", "nfsd"),
-    "smb": ("cifs",),
-}
+# Where each filesystem a lab target may need (matrix/targets.yaml `kernel:`) lives as a
+# module (proc(5) /proc/filesystems lists a filesystem once its module is loaded;
+# modules.dep says whether it can be).
 _MODULES = {"nfs": "fs/nfs/nfs.ko", "nfs4": "fs/nfs/nfsv4.ko", "nfsd": "fs/nfsd/nfsd.ko"}
 _MODULES["cifs"] = "fs/smb/client/cifs.ko"
 
@@ -132,7 +130,7 @@ def kernel_support(client: Any, image: str) -> dict[str, bool]:
         elif line.startswith("modules:"):
             modules = line
     found: dict[str, bool] = {}
-    for fs in ("nfs", "nfs4", "nfsd", "cifs"):
+    for fs in KERNEL_FILESYSTEMS:
         module = _MODULES[fs]
         found[fs] = (
             fs in listed or module in modules or module.replace("smb/client", "cifs") in modules
@@ -140,5 +138,6 @@ def kernel_support(client: Any, image: str) -> dict[str, bool]:
     return found
 
 
-def missing_for(family: str, support: dict[str, bool]) -> list[str]:
-    return [fs for fs in KERNEL_NEEDS[family] if not support.get(fs, False)]
+def missing_for(needs: Iterable[str], support: dict[str, bool]) -> list[str]:
+    """Which of the filesystems a target needs (its catalogue `kernel:`) the kernel lacks."""
+    return [fs for fs in needs if not support.get(fs, False)]

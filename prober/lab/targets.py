@@ -1,139 +1,50 @@
-"""Lab targets: nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, smb3-noposixlocking,
-smb3-nolease (kernel clients in two client containers against a server container) and
-overlay, volume, container-tmpfs (a container's own filesystems). Importing this module
-registers them with prober.targets.registry.
-
-One lab serves the whole run: its images, network, servers and clients are made the first
-time a target needs them and removed by the run's cleanup (also on Ctrl-C and on error).
+"""Lab targets, as matrix/targets.yaml describes them: kernel NFS and cifs clients in two
+client containers against a server container (its kind: prober.lab.servers), and a
+container's own filesystems. All lab targets of a run share one LabSession.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from prober.engine.agents import AgentPool
 from prober.errors import ProberError
 from prober.lab import channel, daemon, mounts, servers
-from prober.lab.images import DEFAULT_BASE
 from prober.lab.parallel import parallel
+from prober.lab.session import LabSession
 from prober.lab.topology import CLIENTS, Lab
-from prober.targets import registry
+from prober.run_options import RunOptions
 from prober.targets.base import Cleanup, PreparedTarget
-
-KEEP_ENV = "PROBER_LAB_KEEP"  # set by `prober run --keep`
-BASE_IMAGE_ENV = "PROBER_BASE_IMAGE"
-GRACE_PROBE_TIMEOUT_S = 150.0
-
-FAMILY = {
-    "nfs3": "nfs",
-    "nfs4.0": "nfs",
-    "nfs4.1": "nfs",
-    "nfs4.2": "nfs",
-    "smb3": "smb",
-    "smb3-nobrl": "smb",
-    "smb3-noposixlocking": "smb",
-    "smb3-nolease": "smb",
-    "overlay": "container",
-    "volume": "container",
-    "container-tmpfs": "container",
-}
-DESCRIPTIONS = {
-    "nfs3": "kernel NFSv3 (NLM locks, rpc.statd) between two client containers and nfsd",
-    "nfs4.0": "kernel NFSv4.0 between two client containers and nfsd",
-    "nfs4.1": "kernel NFSv4.1 between two client containers and nfsd",
-    "nfs4.2": "kernel NFSv4.2 between two client containers and nfsd",
-    "smb3": "kernel cifs, SMB 3.1.1, byte-range locks on, against Samba",
-    "smb3-nobrl": "kernel cifs, SMB 3.1.1 with nobrl (locks stay on the client), against Samba",
-    "smb3-noposixlocking": "kernel cifs, SMB 3.1.1, against a Samba share with posix locking = no",
-    "smb3-nolease": "kernel cifs, SMB 3.1.1 with nolease (no lease, so no byte-range lock is "
-    "kept on the client), against Samba",
-    "overlay": "a file in a container's own overlay2 root filesystem",
-    "volume": "a named Docker volume (the Docker host's disk) shared by two containers",
-    "container-tmpfs": "a tmpfs mounted in a container",
-}
-SERVER_ROLE = {"nfs": "nfs-server", "smb": "smb-server"}
+from prober.targets.catalogue import TargetSpec
 
 
-def _log(message: str) -> None:
-    print(f"prober: lab: {message}", file=sys.stderr, flush=True)
-
-
-class _Shared:
-    """The run's lab (one per process), its servers, and what a first failure said."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.lab: Lab | None = None
-        self.error: tuple[str, str] | None = None  # (DOCKER_HOST, why it failed)
-        self.servers: dict[str, servers.ServerInfo] = {}
-        self.grace_wait_s: float | None = None
-        self.teardown_token: int | None = None
-
-    def get(self) -> Lab:
-        with self.lock:
-            where = os.environ.get("DOCKER_HOST", "")
-            if self.error is not None and self.error[0] == where:
-                raise ProberError(self.error[1])  # once per daemon, not once per target
-            if self.lab is None:
-                try:
-                    client = daemon.connect()
-                except ProberError as exc:
-                    self.error = (where, str(exc))
-                    raise
-                self.error = None
-                base = os.environ.get(BASE_IMAGE_ENV) or DEFAULT_BASE
-                self.lab = Lab(client, base_image=base, log=_log)
-            return self.lab
-
-    def register_teardown(self, cleanup: Cleanup) -> None:
-        with self.lock:
-            if self.teardown_token is None:
-                self.teardown_token = cleanup.push("remove the Docker lab", self.teardown)
-
-    def teardown(self) -> None:
-        with self.lock:
-            lab, self.lab = self.lab, None
-            self.servers.clear()
-            self.grace_wait_s = None
-            self.teardown_token = None
-            if lab is None:
-                return
-            if os.environ.get(KEEP_ENV):
-                _log(lab.enter_hint())
-                return
-            lab.teardown()
-
-    def server(self, lab: Lab, family: str) -> servers.ServerInfo:
-        with self.lock:
-            if family not in self.servers:
-                start = servers.start_nfs if family == "nfs" else servers.start_smb
-                self.servers[family] = start(lab)
-            return self.servers[family]
-
-
-SHARED = _Shared()
+def lab_targets(
+    specs: Iterable[TargetSpec], options: RunOptions, catalogue: Iterable[TargetSpec]
+) -> list[LabTarget]:
+    """The targets ``specs``, sharing one lab; ``catalogue`` (every lab target) decides what
+    the client containers mount, so that they are the same whichever targets run."""
+    session = LabSession(options, catalogue)
+    return [LabTarget(spec, session) for spec in specs]
 
 
 class LabTarget:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.family = FAMILY[name]
-        self.description = DESCRIPTIONS[name]
+    def __init__(self, spec: TargetSpec, session: LabSession) -> None:
+        self.spec = spec
+        self.session = session
+        self.name = spec.name
+        self.description = spec.description
 
     def unavailable_reason(self) -> str | None:
         """Does the daemon answer, and does its kernel have what this target needs? Builds
         nothing: when no image is there to check from, prepare() checks (and says why)."""
         try:
-            lab = SHARED.get()
-            if self.family == "container":
+            lab = self.session.get()
+            if not self.spec.kernel:
                 return None
             support = lab.kernel_support(may_build=False)
         except ProberError as exc:
@@ -141,7 +52,7 @@ class LabTarget:
         return None if support is None else self._missing(lab, support)
 
     def _missing(self, lab: Lab, support: dict[str, bool]) -> str | None:
-        missing = daemon.missing_for(self.family, support)
+        missing = daemon.missing_for(self.spec.kernel, support)
         if missing:
             return (
                 f"the Docker host's kernel ({lab.kernel_release()}) has no "
@@ -151,34 +62,34 @@ class LabTarget:
 
     @contextlib.contextmanager
     def prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
-        lab = SHARED.get()
-        SHARED.register_teardown(cleanup)
-        if self.family != "container":
+        lab = self.session.get()
+        self.session.register_teardown(cleanup)
+        if self.spec.kernel:
             support = lab.kernel_support()
             reason = self._missing(lab, support) if support is not None else None
             if reason:
                 raise ProberError(reason)
-        if self.family == "container":
+        if self.spec.server is None:
             with self._prepare_container(lab) as prepared:
                 yield prepared
         else:
-            with self._prepare_shared_fs(lab) as prepared:
+            with self._prepare_served(lab, self.spec.server.kind) as prepared:
                 yield prepared
 
-    # -- NFS and SMB ----------------------------------------------------------------------
+    # -- a filesystem served over the network ---------------------------------------------
     @contextlib.contextmanager
-    def _prepare_shared_fs(self, lab: Lab) -> Iterator[PreparedTarget]:
+    def _prepare_served(self, lab: Lab, kind: str) -> Iterator[PreparedTarget]:
         started = time.monotonic()
-        role = SERVER_ROLE[self.family]
+        role = self.session.kinds[kind].role
         lab.ensure_images()
         lab.start([role, *CLIENTS])  # in parallel; the server then becomes ready
-        info = SHARED.server(lab, self.family)
+        server, info = self.session.server(lab, kind)
         path = servers.export_dir(lab, role, self.name)
+        source = server.mount_source(info.address, self.spec)
         mounted: list[str] = []
-        mount = mounts.mount_nfs if self.family == "nfs" else mounts.mount_smb
 
         def mount_in(client: str) -> None:
-            mount(lab, client, self.name, info.address)
+            mounts.mount(lab, client, self.spec, source, server.mount_credentials())
             mounted.append(client)
 
         try:
@@ -186,26 +97,14 @@ class LabTarget:
             workdir = f"{path}/run"
             lab.must(role, ["sh", "-c", f"rm -rf {workdir} && mkdir -m 0777 {workdir}"], "mkdir")
             hosts = {"client1": "client1", "client2": "client2", "server": role}
-            smb = None
-            if self.family == "smb":
-                smb = {
-                    "server": info.address,
-                    "port": 445,
-                    "share": servers.SMB_SHARES[self.name],
-                    "username": servers.SMB_USER,
-                    "password": servers.SMB_PASSWORD,
-                    "root": f"{self.name}/run",
-                }
+            hosts = {host: hosts[host] for host in self.spec.hosts}
             with self._pool(lab, hosts, also=lambda: self._fingerprint(lab, workdir)) as (
                 pool,
                 fingerprint,
             ):
                 fingerprint["server_software"] = info.software
                 fingerprint["server_start_s"] = round(info.started_s, 2)
-                if self.family == "smb":
-                    fingerprint["samba_share"] = servers.share_settings(lab, self.name)
-                if self.family == "nfs":
-                    fingerprint["grace_wait_s"] = self._wait_out_grace(pool, workdir)
+                fingerprint.update(server.facts(lab, pool, workdir, self.spec))
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
                 yield PreparedTarget(
                     name=self.name,
@@ -214,48 +113,18 @@ class LabTarget:
                     hosts=frozenset(hosts),
                     pool=pool,
                     host_paths={host: Path(workdir) for host in hosts},
-                    smb=smb,
-                    # Clients see the share through the kernel's cifs client (smb targets).
-                    features=frozenset({"cifs-mount"}) if self.family == "smb" else frozenset(),
+                    smb=server.wire(info, self.spec),
+                    features=self.spec.features,
+                    readonly=self.spec.readonly,
                 )
         finally:
             parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])
-
-    def _wait_out_grace(self, pool: AgentPool, workdir: str) -> float:
-        """Take one POSIX lock from client1; it waits while the server is in its grace
-        period. Returns the seconds it took (the first target pays, the others see ~0)."""
-        agent = pool.acquire("client1")
-        probe = f"{workdir}/.grace-probe"
-        try:
-            steps: list[dict[str, Any]] = [
-                {"op": "open", "path": probe, "create": True},
-                {"op": "lock", "api": "posix", "lock": "ex", "wait": True},
-                {"op": "unlink", "path": probe},
-            ]
-            replies = []
-            for step in steps:
-                reply = agent.call(step, GRACE_PROBE_TIMEOUT_S)
-                if reply is None or reply.get("outcome") != "granted":
-                    raise ProberError(
-                        f"the first lock on {self.name} ({step['op']}) did not succeed within "
-                        f"{GRACE_PROBE_TIMEOUT_S:.0f} s: {reply}"
-                    )
-                replies.append(reply)
-        finally:
-            pool.release(agent)
-        waited = round(int(replies[1].get("duration_ns", 0)) / 1e9, 2)
-        if SHARED.grace_wait_s is None:
-            SHARED.grace_wait_s = waited
-            _log(f"first NFS lock ({self.name}) waited {waited:.1f} s for the grace period")
-        return waited
 
     # -- container filesystems ------------------------------------------------------------
     @contextlib.contextmanager
     def _prepare_container(self, lab: Lab) -> Iterator[PreparedTarget]:
         started = time.monotonic()
-        hosts = {"client1": "client1"}
-        if self.name == "volume":
-            hosts["client2"] = "client2"  # the same volume in both containers
+        hosts = {host: host for host in self.spec.hosts}  # clients: the same volume in both
         lab.ensure_images()
         lab.start(list(hosts.values()))
         workdir = f"/lab/{self.name}/run"
@@ -275,6 +144,7 @@ class LabTarget:
                     hosts=frozenset(hosts),
                     pool=pool,
                     host_paths={host: Path(workdir) for host in hosts},
+                    features=self.spec.features,
                 )
         finally:
             lab.exec("client1", ["rm", "-rf", workdir], 30.0)
@@ -301,10 +171,3 @@ class LabTarget:
             yield pool, dict(facts)
         finally:
             pool.close()
-
-
-def _factory(name: str) -> LabTarget:
-    return LabTarget(name)
-
-
-registry.register(_factory)

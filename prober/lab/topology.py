@@ -1,10 +1,9 @@
 """One run's lab: a private bridge network, the servers and two client containers, every
 object labelled with the run's id so that `prober lab clean` finds what a crash left.
 
-Privileges (the fewest that work):
-  nfs-server  privileged: it configures the Docker host's kernel nfsd (mounts the nfsd
-              filesystem, starts kernel threads, writes /proc/sys/fs/nfs).
-  smb-server  none beyond Docker's defaults: smbd is a user-space server.
+What each role's container is made of is a Role: the clients' here, the servers' in their
+server modules (prober.lab.servers). Privileges (the fewest that work):
+  servers     as their module says (kernel nfsd: privileged; Samba: Docker's defaults).
   client      CAP_SYS_ADMIN (mount(2)) and CAP_DAC_READ_SEARCH (mount.cifs keeps it when it
               drops privileges), with seccomp and AppArmor unconfined (the default
               profiles refuse mount even with the capability); nothing else.
@@ -30,10 +29,55 @@ from prober.lab.parallel import parallel
 Log = Callable[[str], None]
 EXEC_TIMEOUT_S = 60.0
 CLIENTS = ("client1", "client2")
-CLIENT_CAPS = {
-    "cap_add": ["SYS_ADMIN", "DAC_READ_SEARCH"],
-    "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
-}
+
+
+@dataclass(frozen=True)
+class Role:
+    """How one role's container is created (docker create's arguments, as data)."""
+
+    image: str  # a name in prober.lab.images.SPECS
+    volumes: dict[str, str] = field(default_factory=dict)  # volume purpose -> mount point
+    tmpfs: dict[str, str] = field(default_factory=dict)  # mount point -> tmpfs options
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def create_kwargs(self, volume: Callable[[str], str]) -> dict[str, Any]:
+        """The keyword arguments of containers.create; `volume` names a purpose's volume."""
+        kwargs: dict[str, Any] = {}
+        if self.privileged:
+            kwargs["privileged"] = True
+        if self.cap_add:
+            kwargs["cap_add"] = list(self.cap_add)
+        if self.security_opt:
+            kwargs["security_opt"] = list(self.security_opt)
+        if self.volumes:
+            kwargs["volumes"] = {
+                volume(purpose): {"bind": point, "mode": "rw"}
+                for purpose, point in self.volumes.items()
+            }
+        if self.tmpfs:
+            kwargs["tmpfs"] = dict(self.tmpfs)
+        if self.environment:
+            kwargs["environment"] = dict(self.environment)
+        return kwargs
+
+
+def client_role(volumes: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None) -> Role:
+    """A client container: mount(2) needs CAP_SYS_ADMIN, and seccomp and AppArmor unconfined
+    (the default profiles refuse mount even with the capability)."""
+    return Role(
+        "client",
+        volumes=dict(volumes or {}),
+        tmpfs=dict(tmpfs or {}),
+        cap_add=("SYS_ADMIN", "DAC_READ_SEARCH"),
+        security_opt=("seccomp=unconfined", "apparmor=unconfined"),
+    )
+
+
+def _client_roles() -> dict[str, Role]:
+    return dict.fromkeys(CLIENTS, client_role())
 
 
 def _quiet(_: str) -> None:
@@ -53,6 +97,7 @@ class Lab:
     client: Any  # docker.DockerClient
     base_image: str = images.DEFAULT_BASE
     log: Log = _quiet
+    roles: dict[str, Role] = field(default_factory=_client_roles)
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     tags: dict[str, str] = field(default_factory=dict)
     containers: dict[str, Any] = field(default_factory=dict)
@@ -154,26 +199,11 @@ class Lab:
     def _start(self, role: str) -> None:
         tags = self.ensure_images()
         network = self.ensure_network()
-        kwargs: dict[str, Any] = {}
-        if role == "nfs-server":
-            image = tags["nfs-server"]
-            kwargs["privileged"] = True
-            kwargs["volumes"] = {self.volume("nfs-export"): {"bind": "/export", "mode": "rw"}}
-        elif role == "smb-server":
-            from prober.lab.servers import SMB_PASSWORD
-
-            image = tags["smb-server"]
-            kwargs["volumes"] = {self.volume("smb-export"): {"bind": "/export", "mode": "rw"}}
-            kwargs["environment"] = {"PROBER_SMB_PASSWORD": SMB_PASSWORD}
-        elif role in CLIENTS:
-            image = tags["client"]
-            kwargs.update(CLIENT_CAPS)
-            # The `volume` target: one named volume on the Docker host's disk in both clients;
-            # `container-tmpfs`: a tmpfs of each client's own.
-            kwargs["volumes"] = {self.volume("shared"): {"bind": "/lab/volume", "mode": "rw"}}
-            kwargs["tmpfs"] = {"/lab/container-tmpfs": "rw,mode=1777"}
-        else:
-            raise ValueError(f"unknown lab role {role!r}")
+        spec = self.roles.get(role)
+        if spec is None:
+            raise ValueError(f"unknown lab role {role!r} (roles: {', '.join(self.roles)})")
+        image = tags[spec.image]
+        kwargs = spec.create_kwargs(self.volume)
         self.log(f"starting {role}")
         self.started_at[role] = time.monotonic()
         container = self.client.containers.create(

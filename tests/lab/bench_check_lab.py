@@ -18,7 +18,9 @@ from contextlib import ExitStack
 
 from prober.engine.cleanup import CleanupStack
 from prober.lab.topology import Lab
+from prober.run_options import RunOptions, docker_host_option
 from prober.targets import registry
+from tests.lab.helpers import lab_session
 from tests.lab.test_check_two_hosts import two_host_check
 
 
@@ -39,8 +41,6 @@ def _print(name: str, what: str, values: list[float]) -> None:
 
 
 def main() -> None:
-    from prober.lab.targets import SHARED
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--targets", default="nfs4.2,smb3")
@@ -50,9 +50,11 @@ def main() -> None:
     try:
         with ExitStack() as stack:
             names = args.targets.split(",")
-            for target in registry.select(args.targets):
+            options = RunOptions(docker_host=docker_host_option(None))
+            targets = registry.select(args.targets, None, options)
+            for target in targets:
                 stack.enter_context(target.prepare(cleanup))
-            lab = SHARED.lab
+            lab = lab_session(targets).lab
             assert lab is not None
             for name in names:
                 path = f"/lab/{name}/run"

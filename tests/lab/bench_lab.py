@@ -15,21 +15,22 @@ import time
 
 from prober.engine.cleanup import CleanupStack
 from prober.lab import daemon, images
+from prober.run_options import RunOptions, docker_host_option
 from prober.targets import registry
 
 
-def _first_lock(target_name: str, tags: dict[str, str]) -> dict[str, float]:
-    from prober.lab.targets import SHARED, LabTarget
+def _first_lock(target_name: str, tags: dict[str, str], options: RunOptions) -> dict[str, float]:
+    from prober.lab.targets import LabTarget
 
     cleanup = CleanupStack()
     started = time.monotonic()
     try:
-        (found,) = registry.select(target_name)
+        (found,) = registry.select(target_name, None, options)
         assert isinstance(found, LabTarget)
         target = found
         assert target.unavailable_reason() is None
         # The images built above: a source edit while the benchmark runs must not rebuild.
-        SHARED.get().tags = dict(tags)
+        target.session.get().tags = dict(tags)
         ready = time.monotonic()
         with target.prepare(cleanup) as prepared:
             prepared_at = time.monotonic()
@@ -41,9 +42,8 @@ def _first_lock(target_name: str, tags: dict[str, str]) -> dict[str, float]:
             assert reply is not None and reply["outcome"] == "granted", reply
             locked = time.monotonic()
             prepared.pool.release(agent)
-            lab = SHARED.lab
-            assert lab is not None
-            server = SHARED.servers[target.family]
+            assert target.spec.server is not None, "a target with a server"
+            server = target.session.started[target.spec.server.kind]
         torn = time.monotonic()
     finally:
         cleanup.run_all()
@@ -63,7 +63,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--targets", default="nfs4.2,smb3")
     args = parser.parse_args()
-    client = daemon.connect()
+    options = RunOptions(docker_host=docker_host_option(None))
+    client = daemon.connect(options.docker_host)
     started = time.monotonic()
     tags, report = images.ensure_images(client)
     print(
@@ -71,7 +72,7 @@ def main() -> None:
         f"in {time.monotonic() - started:.1f} s (base: {report.base_source})"
     )
     for name in args.targets.split(","):
-        runs = [_first_lock(name, tags) for _ in range(args.runs)]
+        runs = [_first_lock(name, tags, options) for _ in range(args.runs)]
         for key in runs[0]:
             values = [r[key] for r in runs]
             print(

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from prober.errors import ProberError
+from prober.run_options import RunOptions
+from prober.targets import catalogue
 from tests.conftest import IN_CI, require
 
 OPT_IN_ENV = "PROBER_LAB_TESTS"
@@ -51,11 +53,17 @@ def lab_docker_host() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def lab_options(lab_docker_host: str) -> RunOptions:
+    """What `prober run --docker-host` passes down to the lab targets."""
+    return RunOptions(docker_host=lab_docker_host)
+
+
+@pytest.fixture(scope="session")
 def docker_client(lab_docker_host: str) -> Iterator[Any]:
     from prober.lab import daemon
 
     try:
-        client = daemon.connect()
+        client = daemon.connect(lab_docker_host)
     except ProberError as exc:
         _unavailable(str(exc))
     yield client
@@ -69,6 +77,7 @@ def kernel_has_nfs_and_cifs(docker_client: Any) -> None:
 
     support = Lab(docker_client).kernel_support()
     assert support is not None
-    missing = daemon.missing_for("nfs", support) + daemon.missing_for("smb", support)
+    needs = sorted({fs for target in catalogue.load().targets for fs in target.kernel})
+    missing = daemon.missing_for(needs, support)
     if missing:
         _unavailable(f"the Docker host's kernel lacks {', '.join(missing)}: {daemon.VM_HINT}")

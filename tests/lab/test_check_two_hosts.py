@@ -18,7 +18,9 @@ import pytest
 
 from prober.engine.cleanup import CleanupStack
 from prober.lab.topology import Lab
+from prober.run_options import RunOptions
 from prober.targets import registry
+from tests.lab.helpers import lab_session
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -40,20 +42,20 @@ class Side:
 
 
 @pytest.fixture(scope="module")
-def lab(lab_docker_host: str, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]:
+def lab(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]:
     """The run's lab with nfs4.2, smb3 and smb3-nobrl prepared (both clients mounted)."""
-    from prober.lab.targets import SHARED
-
     cleanup = CleanupStack()
+    targets = registry.select("nfs4.2,smb3,smb3-nobrl", None, lab_options)
+    session = lab_session(targets)
     try:
         with contextlib.ExitStack() as stack:
-            for target in registry.select("nfs4.2,smb3,smb3-nobrl"):
+            for target in targets:
                 stack.enter_context(target.prepare(cleanup))
-            assert SHARED.lab is not None
-            yield SHARED.lab
+            assert session.lab is not None
+            yield session.lab
     finally:
         assert cleanup.run_all() == []
-        assert SHARED.lab is None
+        assert session.lab is None
 
 
 def _read(lab: Lab, role: str, path: str) -> str:

@@ -16,8 +16,10 @@ from prober.engine.cleanup import CleanupStack
 from prober.engine.scheduler import Runner
 from prober.experiments import load, select
 from prober.results import Cell
+from prober.run_options import RunOptions
 from prober.targets import registry
 from tests import verdict_invariants
+from tests.lab.helpers import lab_session
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -40,14 +42,13 @@ class Results:
 
 
 @pytest.fixture(scope="module")
-def results(lab_docker_host: str, kernel_has_nfs_and_cifs: None) -> Iterator[Results]:
-    from prober.lab.targets import SHARED
-
+def results(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Results]:
     experiments = select(load(), ROWS, None)
     cleanup = CleanupStack()
     out = Results()
+    targets = registry.select(",".join(SHARED_FS + CONTAINER_FS), None, lab_options)
     try:
-        for target in registry.select(",".join(SHARED_FS + CONTAINER_FS)):
+        for target in targets:
             reason = target.unavailable_reason()
             assert reason is None, f"{target.name}: {reason}"
             with target.prepare(cleanup) as prepared:
@@ -57,7 +58,7 @@ def results(lab_docker_host: str, kernel_has_nfs_and_cifs: None) -> Iterator[Res
         yield out
     finally:
         assert cleanup.run_all() == []
-        assert SHARED.lab is None
+        assert lab_session(targets).lab is None
 
 
 def _outcome(results: Results, target: str, exp: str) -> str:

@@ -19,6 +19,7 @@ from prober.engine.agents import AgentPool
 from prober.engine.cleanup import CleanupStack
 from prober.engine.scheduler import Runner
 from prober.experiments import parse
+from prober.run_options import RunOptions
 from prober.targets import registry
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -39,13 +40,13 @@ experiments:
 """
 
 
-def test_a_call_blocked_in_a_container_times_out(lab_docker_host: str) -> None:
+def test_a_call_blocked_in_a_container_times_out(lab_options: RunOptions) -> None:
     # The volume target: two containers, one kernel; B's blocking flock can only return
     # when A releases, which it does not do before B's deadline.
     (exp,) = parse(BLOCKED)
     cleanup = CleanupStack()
     try:
-        (target,) = registry.select("volume")
+        (target,) = registry.select("volume", None, lab_options)
         assert target.unavailable_reason() is None
         with target.prepare(cleanup) as prepared:
             runner = Runner(AgentPool(), cleanup, step_timeout=5.0)

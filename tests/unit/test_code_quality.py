@@ -30,6 +30,7 @@ WINDOWS_PATH = [
     "prober/targets",
     "prober/experiments.py",
     "prober/yaml_lines.py",
+    "prober/run_options.py",
     "prober/results.py",
     "prober/fingerprint.py",
     "prober/report",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
 from prober.errors import EXIT_USAGE, UsageError
-from prober.targets import registry
-from prober.targets.base import Cleanup, PreparedTarget
+from prober.run_options import RunOptions
+from prober.targets import catalogue, registry
 
 
 def chosen(spec: str | None, path: Path | None = None) -> list[str]:
@@ -25,16 +24,15 @@ def test_order_follows_the_report_not_the_command_line() -> None:
     assert chosen(" btrfs, local ,tmpfs,local") == ["local", "tmpfs", "btrfs"]
 
 
-def test_groups_expand() -> None:
-    assert chosen("nfs") == ["nfs3", "nfs4.0", "nfs4.1", "nfs4.2"]
-    assert chosen("smb,ext4") == [
-        "ext4",
-        "smb3",
-        "smb3-nobrl",
-        "smb3-noposixlocking",
-        "smb3-nolease",
-    ]
-    assert chosen("lab") == list(registry.LAB_TARGETS)
+def test_groups_expand_in_report_order() -> None:
+    known = catalogue.load()
+    nfs = chosen("nfs")
+    versions = ["nfs3", "nfs4.0", "nfs4.1", "nfs4.2"]
+    assert [name for name in nfs if name in versions] == versions
+    for group, members in known.groups.items():
+        assert chosen(group) == list(members)
+    assert chosen("smb,ext4") == ["ext4", *known.groups["smb"]]
+    assert chosen("lab") == registry.lab_names()
 
 
 def test_every_name_is_accepted() -> None:
@@ -77,29 +75,25 @@ def test_bad_path_is_a_usage_error_that_creates_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-class _FakeLabTarget:
-    """A registered provider's target; stands in for the lab package."""
+def test_lab_targets_come_from_the_catalogue_and_share_one_lab() -> None:
+    from prober.lab.targets import LabTarget
 
-    description = "registered"
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def unavailable_reason(self) -> str | None:
-        return None
-
-    def prepare(self, cleanup: Cleanup) -> AbstractContextManager[PreparedTarget]:
-        raise NotImplementedError
-
-
-def test_lab_modules_register_their_targets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_lab_factories", dict(registry._lab_factories))
-    registry.register(_FakeLabTarget, ["smb3"])
-    smb3, *others = registry.select("smb", None)
-    assert isinstance(smb3, _FakeLabTarget)
-    assert others and not any(isinstance(t, _FakeLabTarget) for t in others)
-    with pytest.raises(ValueError, match="not a lab target"):
-        registry.register(_FakeLabTarget, ["ext4"])
+    options = RunOptions(docker_host="unix:///nonexistent/docker.sock", keep=True)
+    targets = registry.select("nfs3,smb3,volume", None, options)
+    known = catalogue.load()
+    assert [t.description for t in targets] == [
+        known.get(name).description for name in ("nfs3", "smb3", "volume")
+    ]
+    assert all(isinstance(t, LabTarget) for t in targets)
+    sessions = {id(t.session) for t in targets if isinstance(t, LabTarget)}
+    assert len(sessions) == 1
+    first = targets[0]
+    assert isinstance(first, LabTarget) and first.session.options is options
+    # The daemon is asked once; every target then gives the same one-line reason.
+    reasons = {t.unavailable_reason() for t in targets}
+    assert len(reasons) == 1
+    (reason,) = reasons
+    assert reason is not None and "unix:///nonexistent/docker.sock" in reason
 
 
 def test_an_unusable_current_directory_only_makes_local_unavailable(

@@ -1,0 +1,18 @@
+"""The lab's file servers, one module per server kind, chosen by the kind a target names in
+matrix/targets.yaml (`server: {kind: ...}`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prober.lab.servers.base import Server, ServerInfo, export_dir
+from prober.lab.servers.nfsd import KernelNfsd
+from prober.lab.servers.samba import Samba
+
+# kind -> the server's constructor (given the lab's log)
+KINDS: dict[str, Callable[[Callable[[str], None]], Server]] = {
+    "nfsd": KernelNfsd,
+    "samba": Samba,
+}
+
+__all__ = ["KINDS", "Server", "ServerInfo", "export_dir"]

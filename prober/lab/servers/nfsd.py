@@ -1,0 +1,111 @@
+"""Server kind ``nfsd``: the Docker host's kernel nfsd, configured from a privileged
+container (containers/nfs-server), serving every NFS version from one export."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prober.engine.agents import AgentPool
+from prober.errors import ProberError
+from prober.lab.servers.base import EXPORT, ServerInfo
+from prober.lab.topology import Lab, Role
+from prober.targets.catalogue import TargetSpec
+
+READY_TIMEOUT_S = 90.0
+GRACE_S = 10  # the smallest grace and lease time nfsd accepts
+GRACE_PROBE_TIMEOUT_S = 150.0
+
+
+def _stderr(message: str) -> None:
+    print(f"prober: lab: {message}", file=sys.stderr, flush=True)
+
+
+def nfs_version(options: str) -> str | None:
+    """The version nfs(5) vers= (or nfsvers=) asks for; None lets the client negotiate."""
+    for option in options.split(","):
+        key, _, value = option.partition("=")
+        if key in ("vers", "nfsvers"):
+            return value
+    return None
+
+
+class KernelNfsd:
+    role = "nfs-server"
+
+    def __init__(self, log: Callable[[str], None] = _stderr) -> None:
+        self._log = log
+        self._grace_wait_s: float | None = None  # the first target's wait, logged once
+
+    def container(self) -> Role:
+        # privileged: it configures the Docker host's kernel nfsd (mounts the nfsd
+        # filesystem, starts kernel threads, writes /proc/sys/fs/nfs).
+        return Role("nfs-server", volumes={"nfs-export": EXPORT}, privileged=True)
+
+    def start(self, lab: Lab) -> ServerInfo:
+        started = lab.started_at.get(self.role) or time.monotonic()
+        lab.container(self.role)
+        ready = lab.wait_for_log(self.role, "prober-nfs: ready", READY_TIMEOUT_S)
+        took = time.monotonic() - started
+        utils = lab.exec(self.role, ["dpkg-query", "-W", "-f", "${Version}", "nfs-kernel-server"])
+        software = (
+            f"Linux kernel nfsd {lab.kernel_release()} (nfs-utils {utils.output.strip()}); "
+            + ready.split("ready", 1)[1].strip()
+        )
+        return ServerInfo(self.role, lab.addresses[self.role], software, took)
+
+    def mount_source(self, address: str, spec: TargetSpec) -> str:
+        # /export is the NFSv4 pseudo-root (fsid=0); NFSv3 names the real path.
+        if nfs_version(spec.mount.options) == "3":
+            return f"{address}:{EXPORT}/{spec.name}"
+        return f"{address}:/{spec.name}"
+
+    def mount_credentials(self) -> str:
+        return ""
+
+    def facts(self, lab: Lab, pool: AgentPool, workdir: str, spec: TargetSpec) -> dict[str, Any]:
+        return {"grace_wait_s": self._wait_out_grace(lab, pool, workdir, spec)}
+
+    def wire(self, info: ServerInfo, spec: TargetSpec) -> dict[str, Any] | None:
+        return None
+
+    def _wait_out_grace(self, lab: Lab, pool: AgentPool, workdir: str, spec: TargetSpec) -> float:
+        """Take one POSIX lock from client1; it waits while the server is in its grace
+        period. Returns the seconds it took (the first target pays, the others see ~0)."""
+        agent = pool.acquire("client1")
+        probe = f"{workdir}/.grace-probe"
+        steps: list[dict[str, Any]] = [
+            {"op": "open", "path": probe, "create": True},
+            {"op": "lock", "api": "posix", "lock": "ex", "wait": True},
+            {"op": "unlink", "path": probe},
+        ]
+        if spec.readonly:
+            # The client cannot create or write: the server makes the file, the client takes
+            # a read lock on a read-only descriptor (fcntl(2): a write lock needs O_WRONLY/RDWR).
+            lab.must(self.role, ["touch", probe], "making the grace probe")
+            steps = [
+                {"op": "open", "path": probe, "mode": "r"},
+                {"op": "lock", "api": "posix", "lock": "sh", "wait": True},
+                {"op": "close"},
+            ]
+        try:
+            replies = []
+            for step in steps:
+                reply = agent.call(step, GRACE_PROBE_TIMEOUT_S)
+                if reply is None or reply.get("outcome") != "granted":
+                    raise ProberError(
+                        f"the first lock on {spec.name} ({step['op']}) did not succeed within "
+                        f"{GRACE_PROBE_TIMEOUT_S:.0f} s: {reply}"
+                    )
+                replies.append(reply)
+        finally:
+            pool.release(agent)
+            if spec.readonly:
+                lab.exec(self.role, ["rm", "-f", probe])
+        waited = round(int(replies[1].get("duration_ns", 0)) / 1e9, 2)
+        if self._grace_wait_s is None:
+            self._grace_wait_s = waited
+            self._log(f"first NFS lock ({spec.name}) waited {waited:.1f} s for the grace period")
+        return waited

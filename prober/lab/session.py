@@ -1,0 +1,98 @@
+"""One run's lab, shared by the run's lab targets: made the first time a target needs it and
+removed by the run's cleanup (also on Ctrl-C and on error), or kept with `--keep`."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+
+from prober.errors import ProberError
+from prober.lab import daemon, servers
+from prober.lab.images import DEFAULT_BASE
+from prober.lab.topology import CLIENTS, Lab, Role, client_role
+from prober.run_options import RunOptions
+from prober.targets.base import Cleanup
+from prober.targets.catalogue import TargetSpec
+
+
+def log(message: str) -> None:
+    print(f"prober: lab: {message}", file=sys.stderr, flush=True)
+
+
+def roles(specs: Iterable[TargetSpec], kinds: dict[str, servers.Server]) -> dict[str, Role]:
+    """Every container a run may start: the clients, with the container targets' own
+    mounts (a Docker volume, a tmpfs) at /lab/<target>, and one container per server kind."""
+    volumes: dict[str, str] = {}
+    tmpfs: dict[str, str] = {}
+    for spec in (s for s in specs if s.in_lab and s.server is None):
+        if spec.mount.type == "volume":
+            volumes[spec.name] = f"/lab/{spec.name}"  # one volume, the same in both clients
+        elif spec.mount.type == "tmpfs":
+            tmpfs[f"/lab/{spec.name}"] = spec.mount.options  # each client's own
+    client = client_role(volumes, tmpfs)
+    found = dict.fromkeys(CLIENTS, client)
+    found.update({server.role: server.container() for server in kinds.values()})
+    return found
+
+
+class LabSession:
+    """The lab (one per run), its servers, and what a first failure said."""
+
+    def __init__(self, options: RunOptions, specs: Iterable[TargetSpec]) -> None:
+        self.options = options
+        self.specs = list(specs)
+        self.kinds = self._servers()
+        self.lock = threading.RLock()
+        self.lab: Lab | None = None
+        self.error: str | None = None
+        self.started: dict[str, servers.ServerInfo] = {}
+        self.teardown_token: int | None = None
+
+    def _servers(self) -> dict[str, servers.Server]:
+        kinds = sorted({s.server.kind for s in self.specs if s.server is not None})
+        return {kind: servers.KINDS[kind](log) for kind in kinds}
+
+    def get(self) -> Lab:
+        with self.lock:
+            if self.error is not None:
+                raise ProberError(self.error)  # once per run, not once per target
+            if self.lab is None:
+                try:
+                    client = daemon.connect(self.options.docker_host)
+                except ProberError as exc:
+                    self.error = str(exc)
+                    raise
+                self.lab = Lab(
+                    client,
+                    base_image=self.options.base_image or DEFAULT_BASE,
+                    log=log,
+                    roles=roles(self.specs, self.kinds),
+                )
+            return self.lab
+
+    def server(self, lab: Lab, kind: str) -> tuple[servers.Server, servers.ServerInfo]:
+        """The server of ``kind``, started and ready (once per run)."""
+        with self.lock:
+            server = self.kinds[kind]
+            if kind not in self.started:
+                self.started[kind] = server.start(lab)
+            return server, self.started[kind]
+
+    def register_teardown(self, cleanup: Cleanup) -> None:
+        with self.lock:
+            if self.teardown_token is None:
+                self.teardown_token = cleanup.push("remove the Docker lab", self.teardown)
+
+    def teardown(self) -> None:
+        with self.lock:
+            lab, self.lab = self.lab, None
+            self.started.clear()
+            self.kinds = self._servers()  # a new lab's servers start (and log) afresh
+            self.teardown_token = None
+            if lab is None:
+                return
+            if self.options.keep:
+                log(lab.enter_hint())
+                return
+            lab.teardown()

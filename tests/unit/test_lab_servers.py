@@ -1,0 +1,78 @@
+"""The lab's server kinds and containers, as the target catalogue chooses them (no Docker:
+these are the arguments the lab passes to it)."""
+
+from __future__ import annotations
+
+from prober.lab import mounts, servers
+from prober.lab.servers.samba import PASSWORD, USER
+from prober.lab.session import roles
+from prober.targets import catalogue
+
+
+def _volume(purpose: str) -> str:
+    return f"prober-run-{purpose}"
+
+
+def test_every_server_kind_has_a_module_and_some_target() -> None:
+    assert set(servers.KINDS) == set(catalogue.SERVER_KINDS)
+    used = {t.server.kind for t in catalogue.load().targets if t.server is not None}
+    assert used == set(servers.KINDS)
+
+
+def test_the_containers_are_made_as_before() -> None:
+    specs = catalogue.load().targets
+    kinds = {kind: make(print) for kind, make in servers.KINDS.items()}
+    made = {role: spec.create_kwargs(_volume) for role, spec in roles(specs, kinds).items()}
+    client = {
+        "cap_add": ["SYS_ADMIN", "DAC_READ_SEARCH"],
+        "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+        "volumes": {"prober-run-volume": {"bind": "/lab/volume", "mode": "rw"}},
+        "tmpfs": {"/lab/container-tmpfs": "rw,mode=1777"},
+    }
+    assert made == {
+        "client1": client,
+        "client2": client,
+        "nfs-server": {
+            "privileged": True,
+            "volumes": {"prober-run-nfs-export": {"bind": "/export", "mode": "rw"}},
+        },
+        "smb-server": {
+            "volumes": {"prober-run-smb-export": {"bind": "/export", "mode": "rw"}},
+            "environment": {"PROBER_SMB_PASSWORD": PASSWORD},
+        },
+    }
+    images = {role: spec.image for role, spec in roles(specs, kinds).items()}
+    assert images == {
+        "client1": "client",
+        "client2": "client",
+        "nfs-server": "nfs-server",
+        "smb-server": "smb-server",
+    }
+
+
+def test_nfs_mounts_name_the_export_as_each_version_sees_it() -> None:
+    known = catalogue.load()
+    nfsd = servers.KINDS["nfsd"](print)
+    # fsid=0 makes /export the NFSv4 pseudo-root; NFSv3 has none and names the real path.
+    assert nfsd.mount_source("10.0.0.2", known.get("nfs3")) == "10.0.0.2:/export/nfs3"
+    assert nfsd.mount_source("10.0.0.2", known.get("nfs4.2")) == "10.0.0.2:/nfs4.2"
+    assert nfsd.mount_credentials() == ""
+    assert mounts.client_options(known.get("nfs4.1")) == "vers=4.1"
+
+
+def test_smb_mounts_and_wire_clients_reach_the_targets_share() -> None:
+    known = catalogue.load()
+    samba = servers.KINDS["samba"](print)
+    noposix = known.get("smb3-noposixlocking")
+    assert samba.mount_source("10.0.0.3", noposix) == "//10.0.0.3/prober-noposix/" + noposix.name
+    assert samba.mount_credentials() == f"username={USER},password={PASSWORD}"
+    info = servers.ServerInfo("smb-server", "10.0.0.3", "Samba smbd 4", 1.0)
+    assert samba.wire(info, known.get("smb3")) == {
+        "server": "10.0.0.3",
+        "port": 445,
+        "share": "prober",
+        "username": USER,
+        "password": PASSWORD,
+        "root": "smb3/run",
+    }
+    assert mounts.client_options(known.get("smb3-nobrl")) == "vers=3.1.1,nobrl,file_mode=0666"

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prober.engine.outcome import parse_outcome
 from prober.errors import UsageError
-from prober.yaml_lines import line_of, load_list
+from prober.yaml_lines import Problems, line_of, load_list
 
 MATRIX_DIR = Path(
     os.environ.get("PROBER_MATRIX_DIR", Path(__file__).resolve().parent.parent / "matrix")
@@ -161,15 +161,7 @@ class Experiment:
         return self.id.split(".", 1)[0]
 
 
-@dataclass
-class _Ctx:
-    file: str
-    errors: list[str] = field(default_factory=list)
-
-    def error(self, line: int, where: str, problem: str) -> None:
-        self.errors.append(f"{self.file}:{line}: {where}: {problem}")
-
-
+_Ctx = Problems
 _line = line_of
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -9,6 +10,17 @@ import yaml
 from prober.errors import UsageError
 
 LINE_KEY = "__line__"
+
+
+@dataclass
+class Problems:
+    """The `file:line: field: problem` messages found while a catalogue is validated."""
+
+    file: str
+    errors: list[str] = field(default_factory=list)
+
+    def error(self, line: int, where: str, problem: str) -> None:
+        self.errors.append(f"{self.file}:{line}: {where}: {problem}")
 
 
 class LineLoader(yaml.SafeLoader):

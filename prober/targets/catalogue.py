@@ -15,7 +15,7 @@ from typing import Any
 from prober.errors import UsageError
 from prober.experiments import HOSTS, MATRIX_DIR
 from prober.targets.loopfs import SPECS as LOOP_FILESYSTEMS
-from prober.yaml_lines import LINE_KEY, line_of, load_document
+from prober.yaml_lines import LINE_KEY, Problems, line_of, load_document
 
 DEFAULT_FILE = MATRIX_DIR / "targets.yaml"
 
@@ -111,13 +111,7 @@ class Catalogue:
         return next(t for t in self.targets if t.name == name)
 
 
-@dataclass
-class _Ctx:
-    file: str
-    errors: list[str] = field(default_factory=list)
-
-    def error(self, line: int, where: str, problem: str) -> None:
-        self.errors.append(f"{self.file}:{line}: {where}: {problem}")
+_Ctx = Problems
 
 
 def _strings(ctx: _Ctx, line: int, where: str, raw: Any) -> tuple[str, ...]:

@@ -11,12 +11,9 @@
 from __future__ import annotations
 
 from prober.engine.outcome import Kind, matches, parse_outcome
+from prober.engine.scheduler import HANDLE_OPS
 from prober.engine.verdict import ACQUISITION_OPS, QUERY_OPS, judge
 from prober.results import Cell, StepRecord
-
-HANDLE_OPS = frozenset(
-    {"close", "dup", "lock", "unlock", "test", "hold-loop", "read", "write", "same-file"}
-)
 
 
 def _kind(outcome: str) -> Kind:

@@ -181,10 +181,6 @@ def op_identity(req: dict[str, Any], handles: Handles) -> Reply:
     return {"detail": {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid()}}
 
 
-def op_connect(req: dict[str, Any], handles: Handles) -> Reply:
-    raise ValueError("connect sets up an SMB session: it needs via: smb")
-
-
 def op_workspace(req: dict[str, Any], handles: Handles) -> Reply:
     """Make (or restore) an experiment's directory on a host the engine cannot reach itself
     (lab targets): the remote half of prober.engine.workspace.prepare_remote."""
@@ -205,7 +201,6 @@ def op_workspace(req: dict[str, Any], handles: Handles) -> Reply:
 
 OPS: dict[str, Callable[[dict[str, Any], Handles], Reply]] = {
     "workspace": op_workspace,
-    "connect": op_connect,
     "open": op_open,
     "close": op_close,
     "dup": op_dup,
@@ -308,11 +303,10 @@ def smb_op(req: dict[str, Any]) -> Reply:
 
 def execute(req: dict[str, Any], handles: Handles) -> Reply:
     """Run one op; return {outcome, errno, t_start_ns, duration_ns, detail}."""
-    op = OPS[req["op"]]
     start = time.monotonic_ns()
     smb = _is_smb(req)
     try:
-        reply = smb_op(req) if smb else op(req, handles)
+        reply = smb_op(req) if smb else OPS[req["op"]](req, handles)
     except OSError as exc:
         winerror = win32_files.winerror_of(exc)  # a native Win32 call failed (Windows only)
         if winerror is not None and not smb:

@@ -413,8 +413,7 @@ class _Execution:
         if target is None:
             return self._not_run(step, f"nothing to await under {label!r}")
         if target.outcome == Kind.NOT_RUN.value:
-            cause = f"step {target.index} was not run: {target.detail.get('cause', '')}"
-            return self._not_run(step, cause)
+            return self._not_run(step, _not_run_cause(target))
         return self._record(
             step,
             target.outcome,
@@ -431,8 +430,7 @@ class _Execution:
         if flight is None:
             target = self.by_label.get(label)
             if target is not None and target.outcome == Kind.NOT_RUN.value:
-                cause = f"step {target.index} was not run: {target.detail.get('cause', '')}"
-                return self._not_run(step, cause)
+                return self._not_run(step, _not_run_cause(target))
             return self._not_run(step, f"no call in flight under {label!r}")
         start = time.monotonic_ns()
         reply = flight.pending.wait(float(step.args.get("seconds", 0.2)))
@@ -455,8 +453,7 @@ class _Execution:
             record = self.by_label[label]
             kind = parse_outcome(record.outcome)[0]
             if kind is Kind.NOT_RUN:
-                cause = f"step {record.index} was not run: {record.detail.get('cause', '')}"
-                return self._not_run(step, cause)
+                return self._not_run(step, _not_run_cause(record))
             if kind is not Kind.GRANTED:
                 detail = {"failed": record.index, "outcome": record.outcome}
                 return self._record(step, record.outcome, errno=record.errno, detail=detail)
@@ -472,6 +469,11 @@ class _Execution:
         detail = {"holds": len(intervals), "overlaps": overlaps}
         outcome = "granted" if overlaps else format_outcome(Kind.DENIED, "EXCLUDED")
         return self._record(step, outcome, detail=detail)
+
+
+def _not_run_cause(record: StepRecord) -> str:
+    """The cause of a step that depends on `record`, which itself was not run."""
+    return f"step {record.index} was not run: {record.detail.get('cause', '')}"
 
 
 def _clock(record: StepRecord) -> str:

@@ -72,7 +72,6 @@ def _lost_exclusion(record: StepRecord) -> bool:
 
 
 def _unsupported(record: StepRecord) -> bool:
-    kind, code = (None, None)
     try:
         kind, code = parse_outcome(record.outcome)
     except ValueError:

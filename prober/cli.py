@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from prober.errors import EXIT_INTERRUPTED, ProberError
+from prober.run_options import DEFAULT_JOBS
 
 app = typer.Typer(
     add_completion=False,
@@ -94,6 +95,19 @@ def run(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            help="Lab targets run at the same time (1: one after another); host targets "
+            "always run one at a time."
+        ),
+    ] = DEFAULT_JOBS,
+    timings: Annotated[
+        bool,
+        typer.Option(
+            "--timings", help="Print where the run's time went (also kept in results.json)."
+        ),
+    ] = False,
 ) -> None:
     """Run the experiment catalogue on targets and write results and a matrix."""
     from prober.commands import run as cmd
@@ -111,6 +125,8 @@ def run(
             keep=keep,
             base_image=base_image,
             quiet=quiet,
+            jobs=jobs,
+            show_timings=timings,
         )
     )
 

@@ -93,6 +93,9 @@ class RunResults:
     targets: list[TargetInfo] = field(default_factory=list)
     cells: list[Cell] = field(default_factory=list)
     prober_version: str = __version__
+    # Where the run's time went: lab targets at a time (jobs), the VM's start, and per
+    # target its setup phases, experiments and teardown, in seconds (prober run --timings).
+    timings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)

@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_STEP_TIMEOUT_S = 5.0
+# Lab targets run at once by default (`prober run --jobs`): measured in the README.
+DEFAULT_JOBS = 4
+MAX_JOBS = 32
 
 
 @dataclass(frozen=True)

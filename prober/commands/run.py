@@ -9,21 +9,18 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 
 from prober import report
-from prober.engine.agents import AgentPool
-from prober.engine.cleanup import CleanupStack
 from prober.engine.progress import ProgressReporter
-from prober.engine.scheduler import Runner
-from prober.errors import EXIT_INTERRUPTED, EXIT_OK, ProberError, UsageError
-from prober.experiments import Experiment, load, select
-from prober.results import ResultsStream, RunResults, TargetInfo, host_info, write_json_atomic
-from prober.run_options import RunOptions, docker_host_option
+from prober.engine.target_runs import TargetRuns
+from prober.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from prober.experiments import load, select
+from prober.report import timings as timing_table
+from prober.results import ResultsStream, RunResults, host_info, write_json_atomic
+from prober.run_options import DEFAULT_JOBS, MAX_JOBS, RunOptions, docker_host_option
 from prober.targets import registry
-from prober.targets.base import Target
 
 
 def _now() -> str:
@@ -58,10 +55,14 @@ def run(
     keep: bool = False,
     base_image: str | None = None,
     quiet: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    show_timings: bool = False,
 ) -> int:
     # Everything the user gave is checked before anything is created.
     if step_timeout <= 0:
         raise UsageError(f"--step-timeout {step_timeout}: give a positive number of seconds")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise UsageError(f"--jobs {jobs}: give 1 to {MAX_JOBS} lab targets at a time")
     experiments = select(load(), experiment, api)
     options = RunOptions(
         docker_host=docker_host_option(docker_host),
@@ -81,7 +82,11 @@ def run(
             if not quiet:
                 print(f"prober: {text}", file=sys.stderr, flush=True)
 
+        vm_started = time.monotonic()
         vm.ensure_running(log=say)
+        vm_s = round(time.monotonic() - vm_started, 2)
+    else:
+        vm_s = None
     out.mkdir(parents=True, exist_ok=True)
 
     results = RunResults(started_at=_now(), host=host_info(), argv=sys.argv[1:])
@@ -95,8 +100,9 @@ def run(
     started = time.monotonic()
     interrupted = False
     with ProgressReporter(len(targets) * len(experiments), quiet) as progress:
+        runs = TargetRuns(targets, experiments, stream, progress, options.step_timeout, jobs)
         try:
-            _run_targets(targets, experiments, results, stream, options, progress)
+            runs.run(results)
         except KeyboardInterrupt:
             interrupted = True
             progress.message("prober: interrupted; cleaning up and keeping what was measured")
@@ -105,6 +111,9 @@ def run(
     results.finished_at = _now()
     results.wall_time_s = round(time.monotonic() - started, 3)
     results.complete = not interrupted
+    results.timings = {"jobs": jobs, "targets": runs.timings()}
+    if vm_s is not None:
+        results.timings["vm_s"] = vm_s
     stream.write(
         "end",
         {
@@ -129,57 +138,6 @@ def run(
             f"target(s) in {results.wall_time_s:.1f} s ({summary}); results in {out}/",
             file=sys.stderr,
         )
+    if show_timings:
+        print(timing_table.render(results.timings, results.wall_time_s), file=sys.stderr)
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
-
-
-def _run_targets(
-    targets: list[Target],
-    experiments: list[Experiment],
-    results: RunResults,
-    stream: ResultsStream,
-    options: RunOptions,
-    progress: ProgressReporter,
-) -> None:
-    cleanup = CleanupStack()
-    pool = AgentPool()
-    try:
-        for target in targets:
-            reason = target.unavailable_reason()
-            if reason is None:
-                try:
-                    _run_target(
-                        target, experiments, results, stream, pool, cleanup, options, progress
-                    )
-                    continue
-                except ProberError as exc:
-                    reason = str(exc)
-            info = TargetInfo(target.name, available=False, reason=reason)
-            results.targets.append(info)
-            stream.write("target", asdict(info))
-            progress.message(f"prober: target {target.name} unavailable: {reason}")
-            progress.skip(len(experiments))
-    finally:
-        pool.close()
-        cleanup.run_all()
-
-
-def _run_target(
-    target: Target,
-    experiments: list[Experiment],
-    results: RunResults,
-    stream: ResultsStream,
-    pool: AgentPool,
-    cleanup: CleanupStack,
-    options: RunOptions,
-    progress: ProgressReporter,
-) -> None:
-    with target.prepare(cleanup) as prepared:
-        info = TargetInfo(target.name, available=True, fingerprint=prepared.fingerprint)
-        results.targets.append(info)
-        stream.write("target", asdict(info))
-        runner = Runner(pool, cleanup, options.step_timeout)
-        for exp in experiments:
-            cell = runner.run(exp, prepared)
-            results.cells.append(cell)
-            stream.write("cell", asdict(cell))
-            progress.cell(cell)

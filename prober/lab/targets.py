@@ -33,6 +33,8 @@ def lab_targets(
 
 
 class LabTarget:
+    concurrent = True  # its own export directory, mount point and agents
+
     def __init__(self, spec: TargetSpec, session: LabSession) -> None:
         self.spec = spec
         self.session = session
@@ -80,10 +82,14 @@ class LabTarget:
     @contextlib.contextmanager
     def _prepare_served(self, lab: Lab, kind: str) -> Iterator[PreparedTarget]:
         started = time.monotonic()
+        phases = _Phases()
         role = self.session.kinds[kind].role
-        lab.ensure_images()
-        lab.start([role, *CLIENTS])  # in parallel; the server then becomes ready
-        server, info = self.session.server(lab, kind)
+        with phases("images_s"):
+            lab.ensure_images()
+        with phases("containers_s"):
+            lab.start([role, *CLIENTS])  # in parallel; the server then becomes ready
+        with phases("server_s"):
+            server, info = self.session.server(lab, kind)
         path = servers.export_dir(lab, role, self.name)
         source = server.mount_source(info.address, self.spec)
         mounted: list[str] = []
@@ -93,18 +99,22 @@ class LabTarget:
             mounted.append(client)
 
         try:
-            parallel([functools.partial(mount_in, client) for client in CLIENTS])
+            with phases("mounts_s"):
+                parallel([functools.partial(mount_in, client) for client in CLIENTS])
             workdir = f"{path}/run"
             lab.must(role, ["sh", "-c", f"rm -rf {workdir} && mkdir -m 0777 {workdir}"], "mkdir")
             hosts = {"client1": "client1", "client2": "client2", "server": role}
             hosts = {host: hosts[host] for host in self.spec.hosts}
+            phases.begin("agents_s")
             with self._pool(lab, hosts, also=lambda: self._fingerprint(lab, workdir)) as (
                 pool,
                 fingerprint,
             ):
+                phases.end("agents_s")
                 fingerprint["server_software"] = info.software
                 fingerprint["server_start_s"] = round(info.started_s, 2)
-                fingerprint.update(server.facts(lab, pool, workdir, self.spec))
+                with phases("grace_s"):  # the server's facts: nfsd waits out its grace here
+                    fingerprint.update(server.facts(lab, pool, workdir, self.spec))
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
                 yield PreparedTarget(
                     name=self.name,
@@ -116,6 +126,7 @@ class LabTarget:
                     smb=server.wire(info, self.spec),
                     features=self.spec.features,
                     readonly=self.spec.readonly,
+                    timings=phases.seconds,
                 )
         finally:
             parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])
@@ -124,18 +135,23 @@ class LabTarget:
     @contextlib.contextmanager
     def _prepare_container(self, lab: Lab) -> Iterator[PreparedTarget]:
         started = time.monotonic()
+        phases = _Phases()
         hosts = {host: host for host in self.spec.hosts}  # clients: the same volume in both
-        lab.ensure_images()
-        lab.start(list(hosts.values()))
+        with phases("images_s"):
+            lab.ensure_images()
+        with phases("containers_s"):
+            lab.start(list(hosts.values()))
         workdir = f"/lab/{self.name}/run"
         lab.must(
             "client1", ["sh", "-c", f"rm -rf {workdir} && mkdir -p -m 0777 {workdir}"], "mkdir"
         )
         try:
+            phases.begin("agents_s")
             with self._pool(lab, hosts, also=lambda: self._fingerprint(lab, workdir)) as (
                 pool,
                 fingerprint,
             ):
+                phases.end("agents_s")
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
                 yield PreparedTarget(
                     name=self.name,
@@ -145,6 +161,7 @@ class LabTarget:
                     pool=pool,
                     host_paths={host: Path(workdir) for host in hosts},
                     features=self.spec.features,
+                    timings=phases.seconds,
                 )
         finally:
             lab.exec("client1", ["rm", "-rf", workdir], 30.0)
@@ -171,3 +188,23 @@ class LabTarget:
             yield pool, dict(facts)
         finally:
             pool.close()
+
+
+class _Phases:
+    """Seconds spent in each named phase of a target's setup."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._began: dict[str, float] = {}
+
+    def begin(self, name: str) -> None:
+        self._began[name] = time.monotonic()
+
+    def end(self, name: str) -> None:
+        self.seconds[name] = round(time.monotonic() - self._began.pop(name), 2)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.begin(name)
+        yield
+        self.end(name)

@@ -38,6 +38,9 @@ class PreparedTarget:
     # The clients see the workdir through a read-only mount (catalogue `readonly:`): only the
     # read-only-mount rows apply; the server (or client1) makes each experiment's files.
     readonly: bool = False
+    # Where the target's setup time went (seconds by phase, e.g. the lab's images, server,
+    # grace, mounts, agents); the run's timings carry them.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Cleanup(Protocol):
@@ -51,6 +54,9 @@ class Cleanup(Protocol):
 class Target(Protocol):
     name: str
     description: str
+    # May run at the same time as other concurrent targets (`prober run --jobs`): true only
+    # where nothing of one target reaches another (its own directory, agents and steps).
+    concurrent: bool
 
     def unavailable_reason(self) -> str | None:
         """None when this target can run here; otherwise one sentence saying why not."""

@@ -51,6 +51,7 @@ def _cwd() -> Path:
 
 class LocalTarget:
     name = "local"
+    concurrent = False  # host targets share this machine's agents
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path  # None: the current directory, looked up when used

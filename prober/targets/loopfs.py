@@ -56,6 +56,8 @@ _TOOLS = (("losetup", "mount"), ("mount", "mount"), ("umount", "mount"))  # Debi
 
 
 class LoopFsTarget:
+    concurrent = False
+
     def __init__(self, fstype: str) -> None:
         self.spec = SPECS[fstype]
         self.name = fstype

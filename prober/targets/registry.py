@@ -112,6 +112,8 @@ def _lab_targets(
 class UnavailableTarget:
     """A known target name that cannot be built here; it only reports why."""
 
+    concurrent = False
+
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
         self.description = f"{name} (unavailable)"

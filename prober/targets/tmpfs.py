@@ -24,6 +24,7 @@ MOUNT_SOURCE = "prober-tmpfs"
 
 class TmpfsTarget:
     name = "tmpfs"
+    concurrent = False
 
     def __init__(self, shm: Path = SHM) -> None:
         self.shm = shm

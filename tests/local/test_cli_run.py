@@ -66,6 +66,7 @@ def test_run_writes_results_and_matrix(tmp_path: Path) -> None:
         (["--api", "fcntl"], "valid: flock, posix, ofd, lockfileex"),
         (["--format", "pdf"], "unknown report format 'pdf'"),
         (["--step-timeout", "0"], "positive number of seconds"),
+        (["--jobs", "0"], "--jobs 0: give 1 to 32 lab targets at a time"),
     ],
 )
 def test_bad_input_is_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:

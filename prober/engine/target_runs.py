@@ -1,0 +1,188 @@
+"""The targets of one run, each prepared and run through the catalogue: host targets one
+after another, lab targets up to ``jobs`` at a time.
+
+Lab targets may overlap because nothing of one reaches another: each has its own directory
+(its own export and mount point), its own agents (an AgentPool per prepared target) and its
+own steps; they share only containers and servers, which the lab starts once. Host targets
+never overlap: they share this machine's agents and its CPU with nothing to wait on.
+
+Whatever the order cells finish in, results.json lists targets and cells in the order the
+targets were given, so a parallel run and a serial run write the same cells in the same
+place; results.jsonl records them as they come.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from prober.engine.agents import AgentPool
+from prober.engine.cleanup import CleanupStack
+from prober.engine.progress import ProgressReporter
+from prober.engine.scheduler import Runner
+from prober.errors import ProberError
+from prober.experiments import Experiment
+from prober.results import Cell, ResultsStream, RunResults, TargetInfo
+from prober.targets.base import Target
+
+JOIN_POLL_S = 0.2  # the main thread waits in short slices: Ctrl-C must reach it
+# After an interrupt, how long the main thread waits for workers to leave their steps (every
+# step has its own deadline; teardown then removes what is left).
+STOP_GRACE_S = 30.0
+
+
+@dataclass
+class _Slot:
+    """What one target gave: its TargetInfo, its cells, and where its time went."""
+
+    info: TargetInfo | None = None
+    cells: list[Cell] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Stopped(Exception):
+    """The run was interrupted; a worker leaves its target."""
+
+
+@dataclass
+class TargetRuns:
+    targets: list[Target]
+    experiments: list[Experiment]
+    stream: ResultsStream
+    progress: ProgressReporter
+    step_timeout: float
+    jobs: int = 1
+    stop: threading.Event = field(default_factory=threading.Event)
+    _slots: list[_Slot] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _crash: BaseException | None = None  # a worker's unexpected error, raised by run()
+
+    def run(self, results: RunResults) -> None:
+        """Run every target; on KeyboardInterrupt the workers stop after their current step
+        and what was measured is kept in ``results`` all the same (then it re-raises)."""
+        self._slots = [_Slot() for _ in self.targets]
+        cleanup = CleanupStack()
+        pool = AgentPool()
+        threads: list[threading.Thread] = []
+        try:
+            serial = [i for i, t in enumerate(self.targets) if not t.concurrent]
+            beside = [i for i, t in enumerate(self.targets) if t.concurrent]
+            for i in serial:
+                self._one(i, pool, cleanup)
+            queue = list(beside)
+            workers = min(max(1, self.jobs), len(queue))
+            threads = [
+                threading.Thread(
+                    target=self._worker, args=(queue, pool, cleanup), daemon=True, name=f"lane{n}"
+                )
+                for n in range(workers)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(JOIN_POLL_S)
+            if self._crash is not None:
+                raise self._crash  # as a serial run would have
+        except KeyboardInterrupt:
+            self.stop.set()
+            raise
+        finally:
+            self.stop.set()
+            pool.close()
+            cleanup.run_all()
+            deadline = time.monotonic() + STOP_GRACE_S
+            for t in threads:
+                t.join(max(0.0, deadline - time.monotonic()))
+            self._collect(results)
+
+    def _worker(self, queue: list[int], pool: AgentPool, cleanup: CleanupStack) -> None:
+        while not self.stop.is_set():
+            with self._lock:
+                if not queue:
+                    return
+                index = queue.pop(0)
+            try:
+                self._one(index, pool, cleanup)
+            except Stopped:
+                return
+            except Exception as exc:  # not a target's failure: the run stops, as serially
+                if not self.stop.is_set():
+                    with self._lock:
+                        self._crash = self._crash or exc
+                    self.stop.set()
+                return
+
+    def _one(self, index: int, pool: AgentPool, cleanup: CleanupStack) -> None:
+        target = self.targets[index]
+        started = time.monotonic()
+        reason = target.unavailable_reason()
+        if reason is None:
+            try:
+                self._run_target(index, target, pool, cleanup)
+                self._slots[index].timings["total_s"] = round(time.monotonic() - started, 2)
+                return
+            except ProberError as exc:
+                if self.stop.is_set():
+                    raise Stopped from exc
+                reason = str(exc)
+        self._unavailable(index, reason)
+
+    def _unavailable(self, index: int, reason: str) -> None:
+        target = self.targets[index]
+        info = TargetInfo(target.name, available=False, reason=reason)
+        self._record_target(index, info)
+        self.progress.message(f"prober: target {target.name} unavailable: {reason}")
+        self.progress.skip(len(self.experiments))
+
+    def _run_target(
+        self, index: int, target: Target, pool: AgentPool, cleanup: CleanupStack
+    ) -> None:
+        slot = self._slots[index]
+        started = time.monotonic()
+        with target.prepare(cleanup) as prepared:
+            slot.timings["setup_s"] = round(time.monotonic() - started, 2)
+            slot.timings.update(prepared.timings)
+            info = TargetInfo(target.name, available=True, fingerprint=prepared.fingerprint)
+            self._record_target(index, info)
+            runner = Runner(pool, cleanup, self.step_timeout)
+            cells_started = time.monotonic()
+            for exp in self.experiments:
+                if self.stop.is_set():
+                    raise Stopped
+                cell = runner.run(exp, prepared)
+                if self.stop.is_set():
+                    raise Stopped  # measured while the run was being torn down: not kept
+                with self._lock:
+                    slot.cells.append(cell)
+                self.stream.write("cell", asdict(cell))
+                self.progress.cell(cell)
+            slot.timings["experiments_s"] = round(time.monotonic() - cells_started, 2)
+            left = time.monotonic()
+        slot.timings["teardown_s"] = round(time.monotonic() - left, 2)
+
+    def _record_target(self, index: int, info: TargetInfo) -> None:
+        with self._lock:
+            self._slots[index].info = info
+        self.stream.write("target", asdict(info))
+
+    def _collect(self, results: RunResults) -> None:
+        """Targets and cells in the order the targets were given."""
+        with self._lock:
+            for slot in self._slots:
+                if slot.info is None:
+                    continue
+                results.targets.append(slot.info)
+                results.cells.extend(slot.cells)
+
+    def timings(self) -> dict[str, dict[str, Any]]:
+        """Per target, where its time went (seconds): setup (lab: containers, server,
+        grace, mounts, agents), experiments, teardown."""
+        with self._lock:
+            return {
+                t.name: dict(s.timings)
+                for t, s in zip(self.targets, self._slots, strict=True)
+                if s.timings
+            }

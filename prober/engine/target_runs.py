@@ -58,11 +58,14 @@ class TargetRuns:
     _slots: list[_Slot] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _crash: BaseException | None = None  # a worker's unexpected error, raised by run()
+    _began: float = 0.0  # monotonic time the run began; targets' start_s count from it
+    cleanup_failures: list[str] = field(default_factory=list)  # what could not be undone
 
     def run(self, results: RunResults) -> None:
         """Run every target; on KeyboardInterrupt the workers stop after their current step
         and what was measured is kept in ``results`` all the same (then it re-raises)."""
         self._slots = [_Slot() for _ in self.targets]
+        self._began = time.monotonic()
         cleanup = CleanupStack()
         pool = AgentPool()
         threads: list[threading.Thread] = []
@@ -92,7 +95,7 @@ class TargetRuns:
         finally:
             self.stop.set()
             pool.close()
-            cleanup.run_all()
+            self.cleanup_failures = cleanup.run_all()
             deadline = time.monotonic() + STOP_GRACE_S
             for t in threads:
                 t.join(max(0.0, deadline - time.monotonic()))
@@ -118,6 +121,7 @@ class TargetRuns:
     def _one(self, index: int, pool: AgentPool, cleanup: CleanupStack) -> None:
         target = self.targets[index]
         started = time.monotonic()
+        self._slots[index].timings["start_s"] = round(started - self._began, 2)
         reason = target.unavailable_reason()
         if reason is None:
             try:
@@ -178,8 +182,9 @@ class TargetRuns:
                 results.cells.extend(slot.cells)
 
     def timings(self) -> dict[str, dict[str, Any]]:
-        """Per target, where its time went (seconds): setup (lab: containers, server,
-        grace, mounts, agents), experiments, teardown."""
+        """Per target, where its time went (seconds): when it started (since the run
+        began), setup (lab: images, containers, server, mounts, agents, grace),
+        experiments, teardown, total."""
         with self._lock:
             return {
                 t.name: dict(s.timings)

@@ -17,14 +17,16 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prober.errors import ProberError
 from prober.experiments import MATRIX_DIR
-from prober.lab import vendor
+from prober.lab import image_transfer, vendor
+from prober.lab.build_daemon import BuildDaemon
 from prober.lab.daemon import LABEL
+from prober.lab.image_transfer import image_id
 from prober.lab.parallel import parallel
 
 DEFAULT_BASE = "debian:bookworm-slim"
@@ -63,6 +65,8 @@ class BuildReport:
     reused: list[str]
     seconds: float
     base_source: str  # "daemon", "pulled" or "debootstrap import"
+    built_on: str = "the lab's daemon"  # or a daemon on this machine (build_elsewhere)
+    loaded: list[str] = field(default_factory=list)  # images copied into the lab's daemon
 
 
 def _files(root: Path) -> list[Path]:
@@ -151,7 +155,15 @@ def resolve_base(client: Any, base_image: str, log: Log) -> tuple[str, str]:
     return debootstrap.import_base_image(client), "debootstrap import"
 
 
-def _build(client: Any, spec: ImageSpec, tag: str, digest: str, parent: str, log: Log) -> None:
+def _build(
+    client: Any,
+    spec: ImageSpec,
+    tag: str,
+    digest: str,
+    parent: str,
+    log: Log,
+    network_mode: str | None = None,
+) -> None:
     started = time.monotonic()
     log(f"building image {tag}")
     tail: list[str] = []
@@ -165,6 +177,7 @@ def _build(client: Any, spec: ImageSpec, tag: str, digest: str, parent: str, log
         forcerm=True,
         pull=False,
         decode=True,
+        network_mode=network_mode,
     )
     for chunk in stream:
         if "error" in chunk:
@@ -204,11 +217,50 @@ def _exists(client: Any, tag: str) -> bool:
 _ensure_lock = threading.Lock()
 
 
+def existing(client: Any, base_image: str = DEFAULT_BASE) -> dict[str, str] | None:
+    """Tags of every lab image when the daemon holds them all (and their base); None when
+    something would have to be built, imported or pulled. Changes nothing."""
+    from prober.lab import base_image as debootstrap
+
+    base_id = image_id(client, base_image) or image_id(client, debootstrap.BASE_IMAGE)
+    if base_id is None:
+        return None
+    tags = {"base": tag_for("base", content_hash(SPECS["base"], base_id))}
+    parent_id = image_id(client, tags["base"])
+    if parent_id is None:
+        return None
+    for spec in (s for s in SPECS.values() if s.parent == "base"):
+        tags[spec.name] = tag_for(spec.name, content_hash(spec, parent_id))
+        if image_id(client, tags[spec.name]) is None:
+            return None
+    return tags
+
+
+def build_elsewhere(
+    builder: BuildDaemon, client: Any, base_image: str, log: Log
+) -> tuple[dict[str, str], BuildReport]:
+    """Build (or find) every lab image on ``builder``, then load into ``client`` what it
+    lacks, the base included, so that ``client`` resolves the same base and tags."""
+    started = time.monotonic()
+    base_id, source = resolve_base(builder.client, base_image, log)
+    tags, report = ensure_images(
+        builder.client, base_image, log, base=(base_id, source), network_mode=builder.network_mode
+    )
+    from prober.lab import base_image as debootstrap
+
+    base_name = debootstrap.BASE_IMAGE if source == "debootstrap import" else base_image
+    report.loaded = image_transfer.copy(builder.client, client, [base_name, *tags.values()], log)
+    report.built_on = builder.description
+    report.seconds = time.monotonic() - started
+    return tags, report
+
+
 def ensure_images(
     client: Any,
     base_image: str = DEFAULT_BASE,
     log: Log = lambda _: None,
     base: tuple[str, str] | None = None,
+    network_mode: str | None = None,
 ) -> tuple[dict[str, str], BuildReport]:
     """Tags of every lab image in the daemon, building what is missing (servers and client
     in parallel, on top of the common base layer)."""
@@ -218,11 +270,13 @@ def ensure_images(
         report = BuildReport([], [], 0.0, source)
         tags: dict[str, str] = {}
         base_spec = SPECS["base"]
-        tags["base"] = _ensure_one(client, base_spec, base_id, report, log)
+        tags["base"] = _ensure_one(client, base_spec, base_id, report, log, None, network_mode)
         parent_id = str(client.images.get(tags["base"]).id)
 
         def one(spec: ImageSpec) -> None:
-            tags[spec.name] = _ensure_one(client, spec, parent_id, report, log, tags["base"])
+            tags[spec.name] = _ensure_one(
+                client, spec, parent_id, report, log, tags["base"], network_mode
+            )
 
         parallel([functools.partial(one, s) for s in SPECS.values() if s.parent == "base"])
         report.seconds = time.monotonic() - started
@@ -236,12 +290,13 @@ def _ensure_one(
     report: BuildReport,
     log: Log,
     parent_ref: str | None = None,
+    network_mode: str | None = None,
 ) -> str:
     digest = content_hash(spec, parent_id)
     tag = tag_for(spec.name, digest)
     if _exists(client, tag):
         report.reused.append(spec.name)
         return tag
-    _build(client, spec, tag, digest, parent_ref or parent_id, log)
+    _build(client, spec, tag, digest, parent_ref or parent_id, log, network_mode)
     report.built.append(spec.name)
     return tag

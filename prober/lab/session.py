@@ -9,11 +9,18 @@ from collections.abc import Iterable
 
 from prober.errors import ProberError
 from prober.lab import daemon, servers
+from prober.lab.build_daemon import build_daemon
 from prober.lab.images import DEFAULT_BASE
 from prober.lab.topology import CLIENTS, Lab, Role, client_role
 from prober.run_options import RunOptions
 from prober.targets.base import Cleanup
 from prober.targets.catalogue import TargetSpec
+
+
+def builds_elsewhere(docker_host: str | None) -> bool:
+    """Images are built on this machine and loaded when the lab's daemon is another one
+    (the VM's, or any daemon not reached through a local socket)."""
+    return docker_host is not None and not docker_host.startswith(("unix://", "npipe://"))
 
 
 def log(message: str) -> None:
@@ -68,6 +75,7 @@ class LabSession:
                     base_image=self.options.base_image or DEFAULT_BASE,
                     log=log,
                     roles=roles(self.specs, self.kinds),
+                    builder=build_daemon if builds_elsewhere(self.options.docker_host) else None,
                 )
             return self.lab
 

@@ -66,26 +66,27 @@ class LabTarget:
     def prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
         lab = self.session.get()
         self.session.register_teardown(cleanup)
+        phases = _Phases()
+        with phases("images_s"):  # built first: a cold daemon gets its base from the build
+            lab.ensure_images()
         if self.spec.kernel:
-            support = lab.kernel_support()
+            with phases("preflight_s"):  # the kernel check: once per lab
+                support = lab.kernel_support()
             reason = self._missing(lab, support) if support is not None else None
             if reason:
                 raise ProberError(reason)
         if self.spec.server is None:
-            with self._prepare_container(lab) as prepared:
+            with self._prepare_container(lab, phases) as prepared:
                 yield prepared
         else:
-            with self._prepare_served(lab, self.spec.server.kind) as prepared:
+            with self._prepare_served(lab, self.spec.server.kind, phases) as prepared:
                 yield prepared
 
     # -- a filesystem served over the network ---------------------------------------------
     @contextlib.contextmanager
-    def _prepare_served(self, lab: Lab, kind: str) -> Iterator[PreparedTarget]:
+    def _prepare_served(self, lab: Lab, kind: str, phases: _Phases) -> Iterator[PreparedTarget]:
         started = time.monotonic()
-        phases = _Phases()
         role = self.session.kinds[kind].role
-        with phases("images_s"):
-            lab.ensure_images()
         with phases("containers_s"):
             lab.start([role, *CLIENTS])  # in parallel; the server then becomes ready
         with phases("server_s"):
@@ -133,12 +134,9 @@ class LabTarget:
 
     # -- container filesystems ------------------------------------------------------------
     @contextlib.contextmanager
-    def _prepare_container(self, lab: Lab) -> Iterator[PreparedTarget]:
+    def _prepare_container(self, lab: Lab, phases: _Phases) -> Iterator[PreparedTarget]:
         started = time.monotonic()
-        phases = _Phases()
         hosts = {host: host for host in self.spec.hosts}  # clients: the same volume in both
-        with phases("images_s"):
-            lab.ensure_images()
         with phases("containers_s"):
             lab.start(list(hosts.values()))
         workdir = f"/lab/{self.name}/run"

@@ -18,15 +18,18 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from prober.errors import ProberError
 from prober.lab import images
+from prober.lab.build_daemon import BuildDaemon
 from prober.lab.daemon import LABEL, ROLE_LABEL, RUN_LABEL, kernel_release, kernel_support
 from prober.lab.parallel import parallel
 
 Log = Callable[[str], None]
+Builder = Callable[[Log], AbstractContextManager[BuildDaemon | None]]
 EXEC_TIMEOUT_S = 60.0
 CLIENTS = ("client1", "client2")
 
@@ -108,6 +111,10 @@ class Lab:
     _support: dict[str, bool] | None = None
     _base: tuple[str, str] | None = None
     _role_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # A daemon on this machine that builds missing images faster than the lab's own (the
+    # VM's); None: the lab's daemon builds them.
+    builder: Builder | None = None
+    _builder_tried: bool = False
     started_at: dict[str, float] = field(default_factory=dict)  # monotonic, per role
     closed: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -123,14 +130,32 @@ class Lab:
     def ensure_images(self) -> dict[str, str]:
         with self._lock:
             if not self.tags:
+                self._build_elsewhere()
+            if not self.tags:
                 self.tags, self.build_report = images.ensure_images(
                     self.client, self.base_image, self.log, base=self.base()
                 )
             return self.tags
 
+    def _build_elsewhere(self) -> None:
+        """When something is missing and a builder is at hand: build there and load (the
+        base comes along, so the base is resolved again afterwards)."""
+        if self.builder is None or self._builder_tried:
+            return
+        self._builder_tried = True
+        if images.existing(self.client, self.base_image) is not None:
+            return
+        with self.builder(self.log) as daemon:
+            if daemon is not None:
+                self.tags, self.build_report = images.build_elsewhere(
+                    daemon, self.client, self.base_image, self.log
+                )
+                self._base = None
+
     def base(self) -> tuple[str, str]:
         """(id, how it was found) of the base image, resolved once per lab."""
         with self._lock:
+            self._build_elsewhere()  # a cold lab daemon gets its base from the builder too
             if self._base is None:
                 self._base = images.resolve_base(self.client, self.base_image, self.log)
             return self._base

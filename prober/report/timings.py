@@ -7,8 +7,8 @@ from typing import Any
 from tabulate import tabulate
 
 # Setup phases a lab target reports (prober.lab.targets), in the order they happen.
-PHASES = ("images_s", "containers_s", "server_s", "mounts_s", "agents_s", "grace_s")
-COLUMNS = ("setup_s", *PHASES, "experiments_s", "teardown_s", "total_s")
+PHASES = ("images_s", "preflight_s", "containers_s", "server_s", "mounts_s", "agents_s", "grace_s")
+COLUMNS = ("start_s", "setup_s", *PHASES, "experiments_s", "teardown_s", "total_s")
 
 
 def _cell(value: Any) -> str:

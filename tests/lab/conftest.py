@@ -71,11 +71,15 @@ def docker_client(lab_docker_host: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def kernel_has_nfs_and_cifs(docker_client: Any) -> None:
+def kernel_has_nfs_and_cifs(docker_client: Any, lab_docker_host: str) -> None:
     from prober.lab import daemon
+    from prober.lab.build_daemon import build_daemon
+    from prober.lab.session import builds_elsewhere
     from prober.lab.topology import Lab
 
-    support = Lab(docker_client).kernel_support()
+    # As a run does: on a cold daemon the base comes from the builder with the lab images.
+    builder = build_daemon if builds_elsewhere(lab_docker_host) else None
+    support = Lab(docker_client, builder=builder).kernel_support()
     assert support is not None
     needs = sorted({fs for target in catalogue.load().targets for fs in target.kernel})
     missing = daemon.missing_for(needs, support)

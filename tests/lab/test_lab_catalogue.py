@@ -5,21 +5,12 @@ up; everything else is a measurement, not a law."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
-from prober.engine.agents import AgentPool
-from prober.engine.cleanup import CleanupStack
-from prober.engine.scheduler import Runner
 from prober.experiments import load, select
-from prober.results import Cell
 from prober.run_options import RunOptions
-from prober.targets import registry
 from tests import verdict_invariants
-from tests.lab.helpers import lab_session
+from tests.lab.helpers import LabRun, run_in_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -32,33 +23,15 @@ ROWS = (
 )
 
 
-@dataclass
-class Results:
-    cells: dict[str, dict[str, Cell]] = field(default_factory=dict)  # target -> row -> cell
-    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def __getitem__(self, target: str) -> dict[str, Cell]:
-        return self.cells[target]
+Results = LabRun
 
 
 @pytest.fixture(scope="module")
-def results(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Results]:
-    experiments = select(load(), ROWS, None)
-    cleanup = CleanupStack()
-    out = Results()
-    targets = registry.select(",".join(SHARED_FS + CONTAINER_FS), None, lab_options)
-    try:
-        for target in targets:
-            reason = target.unavailable_reason()
-            assert reason is None, f"{target.name}: {reason}"
-            with target.prepare(cleanup) as prepared:
-                out.fingerprints[target.name] = prepared.fingerprint
-                runner = Runner(AgentPool(), cleanup, step_timeout=10.0)
-                out.cells[target.name] = {e.id: runner.run(e, prepared) for e in experiments}
-        yield out
-    finally:
-        assert cleanup.run_all() == []
-        assert lab_session(targets).lab is None
+def results(
+    lab_options: RunOptions, kernel_has_nfs_and_cifs: None, tmp_path_factory: pytest.TempPathFactory
+) -> Results:
+    out = tmp_path_factory.mktemp("catalogue")
+    return run_in_lab(SHARED_FS + CONTAINER_FS, ROWS, lab_options, out)
 
 
 def _outcome(results: Results, target: str, exp: str) -> str:

@@ -8,19 +8,13 @@ variants are NFSv3 mounts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from prober.engine.agents import AgentPool
-from prober.engine.cleanup import CleanupStack
-from prober.engine.scheduler import Runner
-from prober.experiments import load, select
 from prober.results import Cell
 from prober.run_options import RunOptions
-from prober.targets import catalogue, registry
+from prober.targets import catalogue
 from tests import verdict_invariants
-from tests.lab.helpers import lab_session
+from tests.lab.helpers import run_in_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -37,22 +31,11 @@ Results = dict[str, dict[str, Cell]]  # target -> row -> cell
 
 
 @pytest.fixture(scope="module")
-def results(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Results]:
-    experiments = select(load(), ROWS, None)
-    cleanup = CleanupStack()
-    out: Results = {}
-    targets = registry.select(",".join(VARIANTS), None, lab_options)
-    try:
-        for target in targets:
-            reason = target.unavailable_reason()
-            assert reason is None, f"{target.name}: {reason}"
-            with target.prepare(cleanup) as prepared:
-                runner = Runner(AgentPool(), cleanup, step_timeout=10.0)
-                out[target.name] = {e.id: runner.run(e, prepared) for e in experiments}
-        yield out
-    finally:
-        assert cleanup.run_all() == []
-        assert lab_session(targets).lab is None
+def results(
+    lab_options: RunOptions, kernel_has_nfs_and_cifs: None, tmp_path_factory: pytest.TempPathFactory
+) -> Results:
+    out = tmp_path_factory.mktemp("variants")
+    return run_in_lab(VARIANTS, ROWS, lab_options, out).cells
 
 
 def _outcome(results: Results, target: str, row: str) -> str:

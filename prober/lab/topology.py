@@ -155,7 +155,6 @@ class Lab:
     def base(self) -> tuple[str, str]:
         """(id, how it was found) of the base image, resolved once per lab."""
         with self._lock:
-            self._build_elsewhere()  # a cold lab daemon gets its base from the builder too
             if self._base is None:
                 self._base = images.resolve_base(self.client, self.base_image, self.log)
             return self._base
@@ -165,6 +164,8 @@ class Lab:
         image the daemon does not have yet and ``may_build`` is false (`prober list`)."""
         with self._lock:
             if self._support is None:
+                if may_build:
+                    self._build_elsewhere()  # a cold lab daemon gets its base from the build
                 if not may_build and self._base is None and not self.has_image(self.base_image):
                     from prober.lab.base_image import BASE_IMAGE
 

@@ -4,6 +4,7 @@ Docker-host VM), reached with deadlines, and checked for the kernel filesystems 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -94,7 +95,30 @@ fi
 
 
 def kernel_support(client: Any, image: str) -> dict[str, bool]:
-    """Which of nfs, nfs4, nfsd, cifs the daemon's kernel has, checked from a container."""
+    """Which of nfs, nfs4, nfsd, cifs the daemon's kernel has: checked from a container, and
+    once it has them all, remembered per Docker host and kernel build (a container start
+    costs seconds under emulation, and the answer is the kernel's)."""
+    from prober.lab import vm_cache
+
+    info = client.info()
+    key = vm_cache.sha256_text(
+        str(info.get("ID")), str(info.get("KernelVersion")), str(info.get("OperatingSystem"))
+    )[:24]
+    remembered = vm_cache.cache_root() / "kernel-support" / f"{key}.json"
+    try:
+        found = json.loads(remembered.read_text())
+        if isinstance(found, dict) and set(found) == set(KERNEL_FILESYSTEMS):
+            return {fs: bool(found[fs]) for fs in KERNEL_FILESYSTEMS}
+    except (OSError, ValueError):
+        pass
+    support = _probe_kernel(client, image)
+    if all(support.values()):  # a kernel that lacks something is asked again next time
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        remembered.write_text(json.dumps(support))
+    return support
+
+
+def _probe_kernel(client: Any, image: str) -> dict[str, bool]:
     import docker.errors
     from docker.types import Mount
 

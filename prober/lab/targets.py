@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from prober.engine.agents import AgentPool
+from prober.engine.agents import HELLO_TIMEOUT_S, AgentPool
 from prober.errors import ProberError
 from prober.lab import channel, daemon, mounts, servers
 from prober.lab.parallel import parallel
@@ -21,6 +22,10 @@ from prober.lab.topology import CLIENTS, Lab
 from prober.run_options import RunOptions
 from prober.targets.base import Cleanup, PreparedTarget
 from prober.targets.catalogue import TargetSpec
+
+# How long a target's first agents may take to start, all together (each has its own
+# HELLO_TIMEOUT_S): a backstop, never reached while the daemon answers.
+WARM_TIMEOUT_S = 2 * HELLO_TIMEOUT_S + 30.0
 
 
 def lab_targets(
@@ -89,29 +94,31 @@ class LabTarget:
         role = self.session.kinds[kind].role
         with phases("containers_s"):
             lab.start([role, *CLIENTS])  # in parallel; the server then becomes ready
-        with phases("server_s"):
-            server, info = self.session.server(lab, kind)
-        path = servers.export_dir(lab, role, self.name)
-        source = server.mount_source(info.address, self.spec)
-        mounted: list[str] = []
+        hosts = {"client1": "client1", "client2": "client2", "server": role}
+        hosts = {host: hosts[host] for host in self.spec.hosts}
+        # Agents start while the server gets ready and the clients mount: they need only
+        # their containers, and a Python start costs seconds under emulation.
+        with self._warming(lab, hosts) as (pool, warmed):
+            with phases("server_s"):
+                server, info = self.session.server(lab, kind)
+            path = servers.export_dir(lab, role, self.name)
+            source = server.mount_source(info.address, self.spec)
+            mounted: list[str] = []
 
-        def mount_in(client: str) -> None:
-            mounts.mount(lab, client, self.spec, source, server.mount_credentials())
-            mounted.append(client)
+            def mount_in(client: str) -> None:
+                mounts.mount(lab, client, self.spec, source, server.mount_credentials())
+                mounted.append(client)
 
-        try:
-            with phases("mounts_s"):
-                parallel([functools.partial(mount_in, client) for client in CLIENTS])
-            workdir = f"{path}/run"
-            lab.must(role, ["sh", "-c", f"rm -rf {workdir} && mkdir -m 0777 {workdir}"], "mkdir")
-            hosts = {"client1": "client1", "client2": "client2", "server": role}
-            hosts = {host: hosts[host] for host in self.spec.hosts}
-            phases.begin("agents_s")
-            with self._pool(lab, hosts, also=lambda: self._fingerprint(lab, workdir)) as (
-                pool,
-                fingerprint,
-            ):
-                phases.end("agents_s")
+            try:
+                with phases("mounts_s"):
+                    parallel([functools.partial(mount_in, client) for client in CLIENTS])
+                workdir = f"{path}/run"
+                lab.must(
+                    role, ["sh", "-c", f"rm -rf {workdir} && mkdir -m 0777 {workdir}"], "mkdir"
+                )
+                with phases("agents_s"):  # what is left of their start, and the fingerprint
+                    fingerprint = self._fingerprint(lab, workdir)
+                    warmed()
                 fingerprint["server_software"] = info.software
                 fingerprint["server_start_s"] = round(info.started_s, 2)
                 with phases("grace_s"):  # the server's facts: nfsd waits out its grace here
@@ -129,8 +136,8 @@ class LabTarget:
                     readonly=self.spec.readonly,
                     timings=phases.seconds,
                 )
-        finally:
-            parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])
+            finally:
+                parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])
 
     # -- container filesystems ------------------------------------------------------------
     @contextlib.contextmanager
@@ -140,16 +147,14 @@ class LabTarget:
         with phases("containers_s"):
             lab.start(list(hosts.values()))
         workdir = f"/lab/{self.name}/run"
-        lab.must(
-            "client1", ["sh", "-c", f"rm -rf {workdir} && mkdir -p -m 0777 {workdir}"], "mkdir"
-        )
-        try:
-            phases.begin("agents_s")
-            with self._pool(lab, hosts, also=lambda: self._fingerprint(lab, workdir)) as (
-                pool,
-                fingerprint,
-            ):
-                phases.end("agents_s")
+        with self._warming(lab, hosts) as (pool, warmed):
+            lab.must(
+                "client1", ["sh", "-c", f"rm -rf {workdir} && mkdir -p -m 0777 {workdir}"], "mkdir"
+            )
+            try:
+                with phases("agents_s"):
+                    fingerprint = self._fingerprint(lab, workdir)
+                    warmed()
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
                 yield PreparedTarget(
                     name=self.name,
@@ -161,8 +166,8 @@ class LabTarget:
                     features=self.spec.features,
                     timings=phases.seconds,
                 )
-        finally:
-            lab.exec("client1", ["rm", "-rf", workdir], 30.0)
+            finally:
+                lab.exec("client1", ["rm", "-rf", workdir], 30.0)
 
     # -- shared pieces ----------------------------------------------------------------------
     def _fingerprint(self, lab: Lab, workdir: str) -> dict[str, Any]:
@@ -172,19 +177,38 @@ class LabTarget:
         return facts
 
     @contextlib.contextmanager
-    def _pool(
-        self, lab: Lab, hosts: dict[str, str], also: Callable[[], dict[str, Any]]
-    ) -> Iterator[tuple[AgentPool, dict[str, Any]]]:
-        """An agent pool on the target's hosts, warmed in parallel with `also` (the
-        fingerprint): starting Python in a container takes seconds under TCG."""
+    def _warming(
+        self, lab: Lab, hosts: dict[str, str]
+    ) -> Iterator[tuple[AgentPool, Callable[[], None]]]:
+        """An agent pool on the target's hosts (its own: no agent serves two targets), its
+        first agents starting in the background; call the second value to wait for them."""
         containers = {host: lab.container(role) for host, role in hosts.items()}
         pool = AgentPool(channel.launcher(lab.client, containers))
+        warm: list[Callable[[], Any]] = [functools.partial(pool.warm, "client1", 2)]
+        warm += [functools.partial(pool.warm, host, 1) for host in hosts if host != "client1"]
+        errors: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                parallel(warm)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=start, daemon=True, name=f"warm-{self.name}")
+        thread.start()
+
+        def warmed() -> None:
+            # Each agent start has its own deadline (HELLO_TIMEOUT_S); this one is a backstop.
+            thread.join(WARM_TIMEOUT_S)
+            if thread.is_alive():
+                raise ProberError(f"the agents of {self.name} did not start in {WARM_TIMEOUT_S} s")
+            if errors:
+                raise errors[0]
+
         try:
-            warm = [functools.partial(pool.warm, "client1", 2)]
-            warm += [functools.partial(pool.warm, host, 1) for host in hosts if host != "client1"]
-            *_, facts = parallel([*warm, also])
-            yield pool, dict(facts)
+            yield pool, warmed
         finally:
+            thread.join(WARM_TIMEOUT_S)  # never leave an agent starting into a closed pool
             pool.close()
 
 

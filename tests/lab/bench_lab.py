@@ -14,7 +14,10 @@ import statistics
 import time
 
 from prober.engine.cleanup import CleanupStack
-from prober.lab import daemon, images
+from prober.lab import daemon
+from prober.lab.build_daemon import build_daemon
+from prober.lab.session import builds_elsewhere
+from prober.lab.topology import Lab
 from prober.run_options import RunOptions, docker_host_option
 from prober.targets import registry
 
@@ -66,10 +69,16 @@ def main() -> None:
     options = RunOptions(docker_host=docker_host_option(None))
     client = daemon.connect(options.docker_host)
     started = time.monotonic()
-    tags, report = images.ensure_images(client)
+    # As a run gets them: built on this machine and loaded when the daemon is the VM's.
+    builder = build_daemon if builds_elsewhere(options.docker_host) else None
+    lab = Lab(client, builder=builder, log=print)
+    tags = lab.ensure_images()
+    report = lab.build_report
+    assert report is not None
     print(
-        f"images: built {report.built or 'nothing'}, reused {report.reused} "
-        f"in {time.monotonic() - started:.1f} s (base: {report.base_source})"
+        f"images: built {report.built or 'nothing'} on {report.built_on}, reused "
+        f"{report.reused}, loaded {report.loaded or 'nothing'} in "
+        f"{time.monotonic() - started:.1f} s (base: {report.base_source})"
     )
     for name in args.targets.split(","):
         runs = [_first_lock(name, tags, options) for _ in range(args.runs)]

@@ -240,7 +240,12 @@ def check(
 
 @lab_app.command("clean")
 def lab_clean(
-    images: Annotated[bool, typer.Option(help="Also remove the lab's cached images.")] = False,
+    images: Annotated[
+        bool,
+        typer.Option(
+            help="Also remove the lab's cached images (and those built on this machine for it)."
+        ),
+    ] = False,
     docker_host: Annotated[
         str | None, typer.Option(help="Docker daemon (default: DOCKER_HOST; 'vm' for the VM).")
     ] = None,

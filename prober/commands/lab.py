@@ -5,12 +5,16 @@ from __future__ import annotations
 import typer
 
 from prober.errors import EXIT_ENVIRONMENT, EXIT_OK
-from prober.lab import cleanup, daemon
+from prober.lab import build_daemon, cleanup, daemon
 
 
 def clean(images: bool, docker_host: str | None = None) -> int:
     client = daemon.connect(docker_host)
     removed = cleanup.clean(client, images=images)
+    if images:  # the images built on this machine too, or the next run would load them again
+        cache = build_daemon.remove_cache(lambda text: typer.echo(text, err=True))
+        if cache is not None:
+            removed.append(str(cache))
     left = cleanup.leftovers(client)
     for name in removed:
         typer.echo(f"removed {name}")

@@ -141,13 +141,26 @@ def build_daemon(log: Log) -> Iterator[BuildDaemon | None]:
         yield None
         return
     # One private daemon at a time: another prober's build waits for this one.
-    with (
-        vm_cache.locked(
-            RUN_DIR / "lock",
-            LOCK_TIMEOUT_S,
-            "the private build daemon",
-            lambda holder: log(f"waiting for another prober's image build{holder}"),
-        ),
-        _private_daemon(dockerd, log) as daemon,
-    ):
+    with _exclusive(log), _private_daemon(dockerd, log) as daemon:
         yield daemon
+
+
+def remove_cache(log: Log) -> Path | None:
+    """Remove the private daemon's data (its images and build cache) when no build is
+    using it; returns the directory removed, None when there was none."""
+    data_root = vm_cache.cache_root() / "build-docker"
+    if not data_root.exists():
+        return None
+    with _exclusive(log):
+        shutil.rmtree(data_root)
+    return data_root
+
+
+def _exclusive(log: Log) -> contextlib.AbstractContextManager[None]:
+    """The private daemon's data is used by one prober at a time."""
+    return vm_cache.locked(
+        RUN_DIR / "lock",
+        LOCK_TIMEOUT_S,
+        "the private build daemon",
+        lambda holder: log(f"waiting for another prober's image build{holder}"),
+    )

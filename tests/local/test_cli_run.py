@@ -139,3 +139,30 @@ def _run_mounts() -> set[str]:
 def _agents() -> set[str]:
     found = subprocess.run(["pgrep", "-f", "prober.agent"], capture_output=True, text=True)
     return set(found.stdout.split())
+
+
+def test_host_targets_run_one_after_another_whatever_jobs_says(tmp_path: Path) -> None:
+    """--jobs is for lab targets: host targets share this machine's agents, so even with
+    --jobs 4 their times do not overlap, and results.json keeps the order --fs gave."""
+    os.chmod(tmp_path, 0o755)
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            *("run", "--fs", "tmpfs,local", "--path", str(tmp_path)),
+            *("--experiment", "flock.exclusive-exclusive.processes,posix.*.threads"),
+            *("--out", str(out), "--jobs", "4", "-q"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    names = [t["name"] for t in data["targets"]]
+    assert names == ["local", "tmpfs"]  # the catalogue's order, whatever --fs said
+    assert [c["target"] for c in data["cells"]] == ["local"] * 2 + ["tmpfs"] * 2
+    timings = data["timings"]
+    assert timings["jobs"] == 4
+    local, tmpfs = timings["targets"]["local"], timings["targets"]["tmpfs"]
+    # (each figure is rounded to 0.01 s)
+    assert local["start_s"] + local["total_s"] <= tmpfs["start_s"] + 0.02
+    for phase in ("setup_s", "experiments_s", "teardown_s", "total_s"):
+        assert phase in local and phase in tmpfs

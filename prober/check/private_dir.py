@@ -17,35 +17,26 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
-import secrets
-import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from prober.errors import ProberError, UsageError
+from prober.targets import owned_dirs
+from prober.targets.owned_dirs import Leftover, boot_id, remove_at
 
-PREFIX = ".prober-check-"
-# .prober-check-<boot id, 8 hex>-<pid>-<random, 8 hex>
-_NAME = re.compile(r"^\.prober-check-([0-9a-f]{8})-([0-9]+)-([0-9a-f]{8})$")
+__all__ = ["Leftover", "boot_id", "remove_at"]  # used by the check command and its peer
+
+PREFIX = ".prober-check-"  # then <boot id, 8 hex>-<pid>-<random, 8 hex> (owned_dirs)
 # Traversable by the unprivileged uid that the read-only-directory rows run as.
 DIR_MODE = 0o755
 CLEAR_PATIENCE_S = 10.0  # how long a just-killed agent may keep a file open
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def boot_id() -> str:
-    """This boot of this machine (random per boot, proc(5) /proc/sys/kernel/random/boot_id)."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
-    except OSError:
-        return "00000000"
-
-
 def make_name(pid: int | None = None) -> str:
-    return f"{PREFIX}{boot_id()[:8]}-{pid or os.getpid()}-{secrets.token_hex(4)}"
+    return owned_dirs.make_name(PREFIX, pid)
 
 
 def open_base(path: Path) -> tuple[int, Path]:
@@ -165,106 +156,9 @@ def remove(private: PrivateDir, patience_s: float = CLEAR_PATIENCE_S) -> None:
     _patiently(lambda: remove_at(private.base_fd, private.name), patience_s)
 
 
-def remove_at(parent_fd: int, name: str) -> None:
-    """Remove ``name`` under ``parent_fd`` recursively without following any symlink."""
-    try:
-        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        try:
-            os.unlink(name, dir_fd=parent_fd)
-        except PermissionError:
-            if not stat.S_ISREG(st.st_mode):
-                raise
-            _make_writable(parent_fd, name, st, os.O_RDONLY | os.O_NONBLOCK)
-            os.unlink(name, dir_fd=parent_fd)
-        return
-    parent_dev = os.fstat(parent_fd).st_dev
-    if st.st_dev != parent_dev:
-        raise ProberError(f"not removing {name}: another filesystem is mounted there")
-    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    try:
-        held = os.fstat(fd)
-        if (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
-            raise ProberError(f"not removing {name}: it changed while being removed")
-        # Some rows make read-only directories; a non-root owner needs write access back.
-        if stat.S_IMODE(held.st_mode) & 0o700 != 0o700:
-            os.fchmod(fd, stat.S_IMODE(held.st_mode) | 0o700)
-        for entry in os.listdir(fd):
-            remove_at(fd, entry)
-    finally:
-        os.close(fd)
-    try:
-        os.rmdir(name, dir_fd=parent_fd)
-    except PermissionError:
-        _make_writable(parent_fd, name, st, _DIR_FLAGS)
-        os.rmdir(name, dir_fd=parent_fd)
-
-
-def _make_writable(parent_fd: int, name: str, st: os.stat_result, flags: int) -> None:
-    """Give ``name`` (the entry ``st`` describes, never a symlink) its owner's write bit back.
-
-    On SMB the mode a client shows need not carry the server's read-only attribute (a chmod
-    without write bits sets it), and Windows semantics refuse to delete a read-only entry:
-    the chmod clears it. An entry that changed since ``st`` is left alone."""
-    fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
-    try:
-        held = os.fstat(fd)
-        if (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
-            raise ProberError(f"not removing {name}: it changed while being removed")
-        os.fchmod(fd, stat.S_IMODE(held.st_mode) | 0o700)
-    finally:
-        os.close(fd)
-
-
-@dataclass(frozen=True)
-class Leftover:
-    name: str
-    boot: str
-    pid: int
-    stale: bool  # its owner is gone (same boot, pid not running): safe to remove
-    why: str
-
-
-def _pid_is_check(pid: int) -> bool:
-    """Is ``pid`` running, and is it a prober process (not a reused pid)?"""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # exists but unreadable: assume it is ours to be safe
-    return b"prober" in cmdline
-
-
 def leftovers(base_fd: int) -> list[Leftover]:
     """Subdirectories of earlier checks in PATH (symlinks with such names are ignored)."""
-    found: list[Leftover] = []
-    mine = boot_id()[:8]
-    for name in sorted(os.listdir(base_fd)):
-        match = _NAME.match(name)
-        if not match:
-            continue
-        try:
-            st = os.stat(name, dir_fd=base_fd, follow_symlinks=False)
-        except OSError:
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            continue  # a symlink or file wearing our name: not ours
-        boot, pid = match[1], int(match[2])
-        if pid == os.getpid() and boot == mine:
-            continue
-        if boot != mine:
-            why = "made on another machine or before a reboot; remove it by hand if no check runs"
-            found.append(Leftover(name, boot, pid, False, why))
-        elif _pid_is_check(pid):
-            found.append(Leftover(name, boot, pid, False, f"its check (pid {pid}) is running"))
-        elif st.st_uid != os.geteuid() and os.geteuid() != 0:
-            found.append(Leftover(name, boot, pid, False, f"owned by uid {st.st_uid}"))
-        else:
-            found.append(Leftover(name, boot, pid, True, f"its check (pid {pid}) is gone"))
-    return found
+    return owned_dirs.leftovers(base_fd, PREFIX, "check", root_takes_any=True)
 
 
 def clean_stale(base_fd: int) -> tuple[list[str], list[Leftover]]:

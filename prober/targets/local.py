@@ -1,10 +1,13 @@
-"""`local`: a fresh private directory on the filesystem of a user-given path."""
+"""`local`: a fresh private directory on the filesystem of a user-given path.
+
+The directory is owned (owned_dirs): one left by a run killed with SIGKILL is removed by the
+next run on the same path.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -12,6 +15,7 @@ from typing import Any
 
 from prober.errors import UsageError
 from prober.fingerprint import fingerprint_path
+from prober.targets import owned_dirs
 from prober.targets.base import Cleanup, PreparedTarget
 from prober.targets.mounts import safe_rmtree, whoami
 from prober.targets.readonly import unprivileged_access
@@ -19,6 +23,7 @@ from prober.targets.undo import undo_scope
 
 # Traversable by the unprivileged uid that read-only-directory experiments use.
 WORKDIR_MODE = 0o755
+WORKDIR_PREFIX = ".prober-"
 
 
 def describe(workdir: Path) -> dict[str, Any]:
@@ -75,8 +80,9 @@ class LocalTarget:
     @contextmanager
     def _prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
         base = check_path(self.path if self.path is not None else _cwd())
+        owned_dirs.reap(base, WORKDIR_PREFIX)
         with undo_scope(cleanup) as undo:
-            workdir = Path(tempfile.mkdtemp(prefix=".prober-", dir=base))
+            workdir = owned_dirs.make_dir(base, WORKDIR_PREFIX)
             undo.push(f"remove {workdir}", lambda: safe_rmtree(workdir))
             os.chmod(workdir, WORKDIR_MODE)
             yield PreparedTarget(self.name, workdir, describe(workdir))

@@ -1,4 +1,9 @@
-"""`tmpfs`: a fresh tmpfs mount when root, else a fresh directory in /dev/shm."""
+"""`tmpfs`: a fresh tmpfs mount when root, else a fresh directory in /dev/shm.
+
+Both directories are owned (owned_dirs): a run killed with SIGKILL leaves at most an empty
+mount point (its tmpfs goes with the run's mount namespace) or its /dev/shm directory, and
+the next run removes either.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from prober.fingerprint import statfs_type
+from prober.targets import owned_dirs
 from prober.targets.base import Cleanup, PreparedTarget
 from prober.targets.local import WORKDIR_MODE, describe
 from prober.targets.mounts import MOUNT_TIMEOUT, find_tool, is_root, run_tool, safe_rmtree, umount
@@ -20,6 +26,8 @@ SHM = Path("/dev/shm")
 MOUNT_OPTIONS = "size=64m,mode=0755"
 # The mount's source name: makes a leftover easy to spot in /proc/self/mountinfo.
 MOUNT_SOURCE = "prober-tmpfs"
+MOUNT_POINT_PREFIX = "prober-tmpfs-"
+SHM_DIR_PREFIX = "prober-"
 
 
 class TmpfsTarget:
@@ -50,8 +58,10 @@ class TmpfsTarget:
 
     @contextmanager
     def _mounted(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
+        parent = Path(tempfile.gettempdir())
+        owned_dirs.reap(parent, MOUNT_POINT_PREFIX)
         with undo_scope(cleanup) as undo:
-            mount_point = Path(tempfile.mkdtemp(prefix="prober-tmpfs-"))
+            mount_point = owned_dirs.make_dir(parent, MOUNT_POINT_PREFIX)
             undo.push(f"remove {mount_point}", lambda: safe_rmtree(mount_point))
             # Registered before mounting: an interrupt right after mount(2) still unmounts.
             undo.push(f"unmount tmpfs at {mount_point}", lambda: umount(mount_point))
@@ -67,8 +77,9 @@ class TmpfsTarget:
 
     @contextmanager
     def _in_shm(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
+        owned_dirs.reap(self.shm, SHM_DIR_PREFIX)
         with undo_scope(cleanup) as undo:
-            workdir = Path(tempfile.mkdtemp(prefix="prober-", dir=self.shm))
+            workdir = owned_dirs.make_dir(self.shm, SHM_DIR_PREFIX)
             undo.push(f"remove {workdir}", lambda: safe_rmtree(workdir))
             os.chmod(workdir, WORKDIR_MODE)
             yield PreparedTarget(self.name, workdir, describe(workdir))

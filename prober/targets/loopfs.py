@@ -1,8 +1,11 @@
 """`ext4`, `xfs`, `btrfs`: a fresh filesystem in a sparse image file, loop-mounted (root only).
 
 Order of work, each step registered for undo the moment it exists:
-temp dir -> image file + mkfs -> loop device -> mount -> work directory.
-Undo runs the other way: unmount (lazily if busy), detach the loop device, remove the dir.
+owned dir -> unnamed image -> auto-clearing loop device -> mkfs -> mount -> work directory.
+Undo runs the other way: unmount (lazily if busy; the loop device detaches itself when its
+filesystem is gone), stop holding the device, remove the dir. What outlives a SIGKILL is
+only the owned directory (see prober.targets.loop_device and owned_dirs), which the next
+run removes; the mount goes with the run's mount namespace (mount_namespace).
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from prober.targets import owned_dirs
 from prober.targets.base import Cleanup, PreparedTarget
 from prober.targets.local import WORKDIR_MODE, describe
+from prober.targets.loop_device import LOOP_CONTROL, attach, create_image
 from prober.targets.mounts import (
-    LOSETUP_TIMEOUT,
     MKFS_TIMEOUT,
     MOUNT_TIMEOUT,
-    detach_loop_devices,
     find_tool,
     is_root,
     kernel_supports,
@@ -52,7 +55,7 @@ SPECS: dict[str, FsSpec] = {
     "xfs": FsSpec("xfs", "mkfs.xfs", ("-q", "-f"), ("-V",), "xfsprogs", 320 * MiB),
     "btrfs": FsSpec("btrfs", "mkfs.btrfs", ("-q", "-f"), ("--version",), "btrfs-progs", 128 * MiB),
 }
-_TOOLS = (("losetup", "mount"), ("mount", "mount"), ("umount", "mount"))  # Debian packages
+_TOOLS = (("mount", "mount"), ("umount", "mount"))  # Debian packages
 
 
 class LoopFsTarget:
@@ -71,7 +74,7 @@ class LoopFsTarget:
         for tool, package in ((self.spec.mkfs, self.spec.package), *_TOOLS):
             if find_tool(tool) is None:
                 return f"{tool} not found (install the Debian package {package})"
-        if not Path("/dev/loop-control").exists():
+        if not LOOP_CONTROL.exists():
             return "no loop device support (/dev/loop-control is missing)"
         if kernel_supports(self.spec.fstype) is False:
             return f"the kernel does not support {self.spec.fstype} (not in /proc/filesystems)"
@@ -83,41 +86,39 @@ class LoopFsTarget:
     @contextmanager
     def _prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
         spec = self.spec
+        parent = Path(tempfile.gettempdir())
+        prefix = f"prober-{spec.fstype}-"
+        owned_dirs.reap(parent, prefix)
         with undo_scope(cleanup) as undo:
-            base = Path(tempfile.mkdtemp(prefix=f"prober-{spec.fstype}-"))
+            base = owned_dirs.make_dir(parent, prefix)
             undo.push(f"remove {base}", lambda: safe_rmtree(base))
             os.chmod(base, WORKDIR_MODE)  # the mount point below must be traversable
-            image = base / f"{spec.fstype}.img"
-            with open(image, "wb") as handle:
-                if sys.platform != "win32":  # unavailable there anyway
-                    os.fchmod(handle.fileno(), 0o600)
-                handle.truncate(spec.image_bytes)
-            run_tool(
-                [spec.mkfs, *spec.mkfs_args, "-L", LABEL, str(image)],
-                MKFS_TIMEOUT,
-                f"creating {spec.fstype} in {image}",
-            )
-            # Found by backing file, so a device attached just before an interrupt is freed too.
-            undo.push(f"detach loop devices of {image}", lambda: detach_loop_devices(image))
-            device = run_tool(
-                ["losetup", "--find", "--show", str(image)],
-                LOSETUP_TIMEOUT,
-                f"attaching {image} to a loop device",
-            ).strip()
             mount_point = base / "mnt"
             mount_point.mkdir(mode=WORKDIR_MODE)
+            image_fd, named = create_image(base, f"{spec.fstype}.img", spec.image_bytes)
+            try:
+                loop = attach(image_fd, named, f"{base.name}/{spec.fstype}.img")
+            finally:
+                os.close(image_fd)  # the loop device holds the image from here
+            undo.push(f"stop holding {loop.path}", loop.release)
+            run_tool(
+                [spec.mkfs, *spec.mkfs_args, "-L", LABEL, loop.path],
+                MKFS_TIMEOUT,
+                f"creating {spec.fstype} on {loop.path}",
+            )
             undo.push(f"unmount {spec.fstype} at {mount_point}", lambda: umount(mount_point))
             run_tool(
-                ["mount", "-t", spec.fstype, device, str(mount_point)],
+                ["mount", "-t", spec.fstype, loop.path, str(mount_point)],
                 MOUNT_TIMEOUT,
-                f"mounting {device} ({spec.fstype})",
+                f"mounting {loop.path} ({spec.fstype})",
             )
+            loop.release()  # the mount holds the device now: unmounting it detaches it
             os.chmod(mount_point, WORKDIR_MODE)
             workdir = mount_point / "work"
             workdir.mkdir(mode=WORKDIR_MODE)
             os.chmod(workdir, WORKDIR_MODE)
             fingerprint = describe(workdir)
-            fingerprint["loop_device"] = device
+            fingerprint["loop_device"] = loop.path
             fingerprint["image_bytes"] = spec.image_bytes
             fingerprint["mkfs"] = self._mkfs_version()
             yield PreparedTarget(self.name, workdir, fingerprint)

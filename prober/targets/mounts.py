@@ -1,4 +1,4 @@
-"""Mount, loop-device and directory chores shared by the targets, each with a deadline.
+"""Mount and directory chores shared by the targets, each with a deadline.
 
 Every undo here is idempotent (it checks the current state first), so that it can be run by
 the target itself and again by the final cleanup after a Ctrl-C without doing harm.
@@ -22,13 +22,11 @@ from prober.fingerprint import mount_containing, mounts_under, read_mountinfo
 # single system calls that only take long when something is badly wrong.
 MOUNT_TIMEOUT = 30.0
 MKFS_TIMEOUT = 120.0
-LOSETUP_TIMEOUT = 15.0
 # How long to wait for a killed command to exit; a command stuck in the kernel is abandoned.
 REAP_TIMEOUT = 5.0
 
 # Tools live in sbin, which is not on every user's PATH.
 _EXTRA_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
-_SYS_BLOCK = Path("/sys/block")
 
 
 def find_tool(name: str) -> str | None:
@@ -113,27 +111,6 @@ def umount(path: Path, keep: frozenset[int] = frozenset()) -> None:
     stack = mounts_at(path)
     if stack and stack[-1] not in keep:
         raise ProberError(f"{path} is still mounted after repeated umount")
-
-
-def loop_devices_backed_by(image: Path) -> list[str]:
-    """Loop devices (/dev/loopN) whose backing file is ``image``, read from sysfs."""
-    wanted = os.path.realpath(image)
-    devices: list[str] = []
-    for backing in sorted(_SYS_BLOCK.glob("loop*/loop/backing_file")):
-        try:
-            name = backing.read_text().strip()
-        except OSError:
-            continue  # detached while we looked
-        name = name.removesuffix(" (deleted)")
-        if name == wanted:
-            devices.append(f"/dev/{backing.parent.parent.name}")
-    return devices
-
-
-def detach_loop_devices(image: Path) -> None:
-    """Detach every loop device backed by ``image`` (a busy one is freed when released)."""
-    for device in loop_devices_backed_by(image):
-        run_tool(["losetup", "-d", device], LOSETUP_TIMEOUT, f"detaching {device}")
 
 
 def safe_rmtree(path: Path) -> None:

@@ -20,7 +20,9 @@ from prober.experiments import load, select
 from prober.report import timings as timing_table
 from prober.results import ResultsStream, RunResults, host_info, write_json_atomic
 from prober.run_options import DEFAULT_JOBS, MAX_JOBS, RunOptions, docker_host_option
-from prober.targets import registry
+from prober.targets import mount_namespace, registry
+from prober.targets.base import Target
+from prober.targets.mounts import is_root
 
 
 def _now() -> str:
@@ -40,6 +42,22 @@ def check_out_dir(out: Path) -> None:
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _own_mount_namespace(targets: list[Target]) -> None:
+    """As root, host targets make mounts: make them in a mount namespace that ends with this
+    process, so that even a run killed with SIGKILL leaves none (see mount_namespace). Lab
+    targets mount inside their containers."""
+    lab = set(registry.lab_names())
+    if not is_root() or all(t.name in lab for t in targets):
+        return
+    reason = mount_namespace.enter_private()
+    if reason is not None:
+        print(
+            f"prober: warning: no mount namespace of its own for this run ({reason}); if it "
+            "is killed with SIGKILL, its mounts stay until removed by hand",
+            file=sys.stderr,
+        )
 
 
 def run(
@@ -87,6 +105,8 @@ def run(
         vm_s = round(time.monotonic() - vm_started, 2)
     else:
         vm_s = None
+    # Before anything starts a thread (and after the VM, which must outlive this run).
+    _own_mount_namespace(targets)
     out.mkdir(parents=True, exist_ok=True)
 
     results = RunResults(started_at=_now(), host=host_info(), argv=sys.argv[1:])

@@ -13,6 +13,7 @@ answers not-applicable), no numeric uid (the hello leaves it out) and no uid swi
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import queue
@@ -22,10 +23,12 @@ import threading
 from typing import Any, BinaryIO
 
 from prober import __version__
+from prober.engine.agents import PARENT_ENV
 from prober.engine.ops import Handles, execute, reset_smb
 from prober.engine.outcome import Kind
 
 NO_FORK = "fork(2) does not exist on Windows: no process there starts as a copy of another"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class LineWriter:
@@ -182,11 +185,28 @@ def drop_privileges(spec: str) -> None:
     os.setuid(uid)
 
 
+def die_with_engine(engine_pid: int) -> None:
+    """SIGKILL this agent when the engine that started it dies, even if the agent is
+    stuck or stopped and never reads the EOF on its stdin (prctl(2) PR_SET_PDEATHSIG).
+
+    Called after dropping privileges: a change of effective uid or gid clears the setting.
+    An engine that died before the call is seen as a new parent pid."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # then EOF on stdin alone ends the agent, as everywhere else
+    if os.getppid() != engine_pid:
+        os._exit(0)
+
+
 def main() -> None:
     # The engine decides when actors die; a terminal's Ctrl-C is the engine's to handle.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if os.environ.get("PROBER_AGENT_USER"):
         drop_privileges(os.environ["PROBER_AGENT_USER"])
+    if os.environ.get(PARENT_ENV):
+        die_with_engine(int(os.environ[PARENT_ENV]))
     stdout_fd = os.dup(sys.stdout.fileno())
     # Anything printed by mistake must not corrupt the protocol stream.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 from prober.errors import ProberError
 
 HELLO_TIMEOUT_S = 30.0
+# The engine's pid, for an agent that is to die with it (read by prober.agent).
+PARENT_ENV = "PROBER_AGENT_PARENT"
 
 if sys.platform == "win32":
     _NEW_PROCESS_GROUP = subprocess.CREATE_NEW_PROCESS_GROUP
@@ -68,9 +70,13 @@ class LocalChannel:
             # The agent drops to this identity itself, after loading what it needs.
             env["PROBER_AGENT_USER"] = f"{uid}:{gid if gid is not None else uid}"
             env["HOME"] = "/"
+        if threading.current_thread() is threading.main_thread():
+            # The agent asks to be killed when this process dies (see prober.agent). The
+            # kernel sends that signal when the *thread* that started the agent ends
+            # (prctl(2) PR_SET_PDEATHSIG), so only agents the main thread starts ask for it;
+            # the others exit when their stdin reaches EOF, as every agent does.
+            env[PARENT_ENV] = str(os.getpid())
         command = [sys.executable, "-m", "prober.agent"]
-        # A terminal's Ctrl-C goes to the engine only: a new session off Windows; there, a new
-        # process group (CreateProcess disables CTRL+C for its processes).
         windows = sys.platform == "win32"
         # A terminal's Ctrl-C goes to the engine only: a new session off Windows; there, a new
         # process group (CreateProcess disables CTRL+C for its processes).

@@ -8,6 +8,8 @@ left. A normal run afterwards works and removes the directories the killed run l
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -130,3 +132,50 @@ def test_a_run_killed_with_sigkill_leaves_nothing(fs: str, phase: str, tmp_path:
     )
     assert again.returncode == 0, again.stderr
     assert [d for d in killed_dirs if d.exists()] == []
+
+
+ENGINE = """
+import sys
+from prober.engine.agents import AgentPool
+pool = AgentPool()
+pool.warm("client1", 1)  # started on a thread that ends at once
+warmed = pool.acquire("client1")
+main = pool.acquire("client1")  # started by the main thread
+assert warmed.call({"op": "reset"}, 10) is not None, "the warmed agent outlives its thread"
+print(warmed.pid, main.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie (proc(5) /proc/PID/stat, field 3)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_an_agent_the_main_thread_started_dies_with_its_engine_even_when_stopped() -> None:
+    engine = subprocess.Popen(
+        [sys.executable, "-c", ENGINE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert engine.stdout is not None
+    warmed, main = (int(pid) for pid in engine.stdout.readline().split())
+    try:
+        # A stopped agent never reads the EOF on its stdin: only the kernel can end it.
+        os.kill(main, signal.SIGSTOP)
+        engine.kill()
+        engine.wait(timeout=TOOL_TIMEOUT_S)
+        deadline = time.monotonic() + GONE_DEADLINE_S
+        while _alive(main) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(main), "the stopped agent outlived its engine"
+        # The other one was not asked to (its thread had ended): it leaves on EOF.
+        while _alive(warmed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(warmed)
+    finally:
+        for pid in (warmed, main):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

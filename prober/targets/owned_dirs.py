@@ -70,7 +70,9 @@ def prober_runs_as(pid: int) -> bool:
         return False
     except OSError:
         return True  # exists but unreadable: assume it is ours to be safe
-    return b"prober" in cmdline
+    # Empty for a zombie not reaped yet and for a process in the middle of execve(2):
+    # it may still be ours.
+    return b"prober" in cmdline or not cmdline
 
 
 @dataclass(frozen=True)

@@ -34,16 +34,29 @@ def gone_pid() -> int:
     return int(proc.stdout)
 
 
-@pytest.fixture
-def running_prober() -> Iterator[int]:
-    """A running process whose command line names prober."""
+def _running(*argv: str) -> Iterator[int]:
+    """A running Python whose command line ends with ``argv``, past its execve(2)."""
+    code = "import sys; print(flush=True); sys.stdin.read()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()", "prober"], stdin=subprocess.PIPE
+        [sys.executable, "-c", code, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
+    assert proc.stdout is not None
+    proc.stdout.readline()
     try:
         yield proc.pid
     finally:
         proc.communicate(timeout=30)
+
+
+@pytest.fixture
+def running_prober() -> Iterator[int]:
+    yield from _running("prober")
+
+
+@pytest.fixture
+def running_other() -> Iterator[int]:
+    """A running process that is not prober: the pid of a gone run, reused."""
+    yield from _running("something-else")
 
 
 def test_names_carry_boot_and_pid() -> None:
@@ -55,9 +68,11 @@ def test_names_carry_boot_and_pid() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="owners are known on Linux")
 def test_reap_removes_only_directories_whose_run_is_gone(
-    tmp_path: Path, gone_pid: int, running_prober: int
+    tmp_path: Path, gone_pid: int, running_prober: int, running_other: int
 ) -> None:
     stale = tmp_path / _name(gone_pid)
+    reused = tmp_path / _name(running_other)
+    reused.mkdir()
     (stale / "sub").mkdir(parents=True)
     (stale / "sub" / "lockfile").write_bytes(b"x")
     (stale / "sub").chmod(0o555)  # experiments make read-only directories
@@ -83,7 +98,7 @@ def test_reap_removes_only_directories_whose_run_is_gone(
     assert owned_dirs.reap(tmp_path, PREFIX) == []
 
     left = {p.name for p in tmp_path.iterdir()}
-    assert stale.name not in left
+    assert stale.name not in left and reused.name not in left
     kept = {running.name, mine.name, other_boot.name, other_kind.name}
     if os.geteuid() == 0:
         kept.add(foreign.name)

@@ -13,7 +13,6 @@ answers not-applicable), no numeric uid (the hello leaves it out) and no uid swi
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import queue
@@ -23,12 +22,14 @@ import threading
 from typing import Any, BinaryIO
 
 from prober import __version__
-from prober.engine.agents import PARENT_ENV
 from prober.engine.ops import Handles, execute, reset_smb
 from prober.engine.outcome import Kind
 
 NO_FORK = "fork(2) does not exist on Windows: no process there starts as a copy of another"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# The engine's pid, for an agent that is to die with it (prober.engine.agents sets it; the
+# agent does not import the engine's module, which would slow every agent's start).
+PARENT_ENV = "PROBER_AGENT_PARENT"
 
 
 class LineWriter:
@@ -193,6 +194,8 @@ def die_with_engine(engine_pid: int) -> None:
     An engine that died before the call is seen as a new parent pid."""
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # here: an agent's start is what a lab target waits for, under emulation
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         return  # then EOF on stdin alone ends the agent, as everywhere else
@@ -206,7 +209,7 @@ def main() -> None:
     if os.environ.get("PROBER_AGENT_USER"):
         drop_privileges(os.environ["PROBER_AGENT_USER"])
     if os.environ.get(PARENT_ENV):
-        die_with_engine(int(os.environ[PARENT_ENV]))
+        die_with_engine(int(os.environ[PARENT_ENV]))  # set by prober.engine.agents
     stdout_fd = os.dup(sys.stdout.fileno())
     # Anything printed by mistake must not corrupt the protocol stream.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 from prober.errors import ProberError
 
 HELLO_TIMEOUT_S = 30.0
-# The engine's pid, for an agent that is to die with it (read by prober.agent).
+# The engine's pid, for an agent that is to die with it (read by prober.agent, which keeps
+# its own copy of the name: it does not import this module).
 PARENT_ENV = "PROBER_AGENT_PARENT"
 
 if sys.platform == "win32":

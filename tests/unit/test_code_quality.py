@@ -125,3 +125,12 @@ def test_windows_path_covers_the_run_imports() -> None:
 
     assert {"prober.results", "prober.fingerprint", "prober.engine.agents"} <= seen
     assert sorted(m for m in seen if not covered(m)) == []
+
+
+def test_the_agent_and_the_engine_name_the_same_parent_variable() -> None:
+    """prober.agent keeps its own copy of the name so that it need not import the engine's
+    module at every start; the two must not drift apart."""
+    import prober.agent
+    import prober.engine.agents
+
+    assert prober.agent.PARENT_ENV == prober.engine.agents.PARENT_ENV

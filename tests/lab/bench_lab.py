@@ -58,6 +58,8 @@ def _first_lock(target_name: str, tags: dict[str, str], options: RunOptions) -> 
         "target_prepare_s": prepared_at - ready,
         "grace_wait_s": float(prepared.fingerprint.get("grace_wait_s", 0.0)),
         "teardown_s": done - torn,
+        # the target's own setup phases (prober run --timings)
+        **{f"  {phase}": seconds for phase, seconds in prepared.timings.items()},
     }
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prober.engine.agents import Agent, unprivileged_ids
+from prober.lab.daemon import resending
 
 KILL_TIMEOUT_S = 10.0
 START_AGENT = (
@@ -152,7 +153,10 @@ def launcher(client: Any, containers: dict[str, Any]) -> Any:
         container = containers.get(host)
         if container is None:
             raise ValueError(f"this lab target has no host {host!r}")
-        channel = DockerExecChannel(client, container.id, unprivileged=flavour == "unprivileged")
+        # A broken first try leaves at most an agent whose stdin is gone: it exits.
+        channel = resending(
+            lambda: DockerExecChannel(client, container.id, unprivileged=flavour == "unprivileged")
+        )
         # Containers share the Docker host's clock, not this machine's.
         return Agent(channel, key, same_clock=False)
 

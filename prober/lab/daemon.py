@@ -5,8 +5,9 @@ Docker-host VM), reached with deadlines, and checked for the kernel filesystems 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from prober.errors import ProberError
 from prober.targets.catalogue import KERNEL_FILESYSTEMS
@@ -18,6 +19,9 @@ VM_HINT = "start the Docker-host VM with `prober lab vm up` and export the DOCKE
 LABEL = "org.prober.lab"
 RUN_LABEL = "org.prober.lab.run"
 ROLE_LABEL = "org.prober.lab.role"
+
+
+T = TypeVar("T")
 
 
 def docker_host(value: str | None) -> str | None:
@@ -71,6 +75,28 @@ def _first_line(exc: BaseException) -> str:
             return gist.lower()
     lines = text.strip().splitlines()
     return lines[0][:160] if lines else type(exc).__name__
+
+
+# A request that can be sent again without harm (it starts nothing, or what it started ends
+# by itself) is sent again when the connection under it breaks: a pooled keep-alive
+# connection to a daemon behind the VM's port forward is sometimes found reset when it is
+# reused, after a burst of parallel starts.
+SEND_ATTEMPTS = 3
+RESEND_PAUSE_S = 0.5
+
+
+def resending(call: Callable[[], T]) -> T:
+    """``call()``, sent again (at most SEND_ATTEMPTS times in all) when its connection broke."""
+    import requests
+
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            return call()
+        except requests.exceptions.ConnectionError:
+            if attempt == SEND_ATTEMPTS:
+                raise
+            time.sleep(RESEND_PAUSE_S * attempt)
+    raise AssertionError("unreachable")
 
 
 def kernel_release(client: Any) -> str:

@@ -26,7 +26,14 @@ from typing import Any
 from prober.errors import ProberError
 from prober.lab import images
 from prober.lab.build_daemon import BuildDaemon
-from prober.lab.daemon import LABEL, ROLE_LABEL, RUN_LABEL, kernel_release, kernel_support
+from prober.lab.daemon import (
+    LABEL,
+    ROLE_LABEL,
+    RUN_LABEL,
+    kernel_release,
+    kernel_support,
+    resending,
+)
 from prober.lab.parallel import parallel
 
 Log = Callable[[str], None]
@@ -288,9 +295,13 @@ class Lab:
         """Run a command in a container; `timeout` kills it there (coreutils timeout)."""
         container = self.container(role)
         wrapped = ["timeout", "-s", "KILL", f"{max(1, int(timeout))}", *argv]
-        result = container.exec_run(wrapped, user=user, demux=False)
-        output = (result.output or b"").decode(errors="replace")
-        return ExecResult(int(result.exit_code if result.exit_code is not None else -1), output)
+        api = self.client.api
+        # Creating an exec starts nothing: sent again if its connection broke. Starting it
+        # is sent once (the command may have run).
+        exec_id = resending(lambda: api.exec_create(container.id, wrapped, user=user)["Id"])
+        output = (api.exec_start(exec_id, demux=False) or b"").decode(errors="replace")
+        code = resending(lambda: api.exec_inspect(exec_id)).get("ExitCode")
+        return ExecResult(int(code if code is not None else -1), output)
 
     def must(self, role: str, argv: list[str], what: str, timeout: float = EXEC_TIMEOUT_S) -> str:
         result = self.exec(role, argv, timeout)

@@ -27,6 +27,8 @@ from prober.errors import ProberError
 from prober.lab import images
 from prober.lab.build_daemon import BuildDaemon
 from prober.lab.daemon import LABEL, ROLE_LABEL, RUN_LABEL, kernel_release, kernel_support
+from prober.lab.owner import OWNER_LABEL
+from prober.lab.owner import this_process as owner_of_lab
 from prober.lab.parallel import parallel
 
 Log = Callable[[str], None]
@@ -120,9 +122,11 @@ class Lab:
     closed: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
+    owner: str = field(default_factory=owner_of_lab)  # the process that made it (owner.py)
+
     @property
     def labels(self) -> dict[str, str]:
-        return {LABEL: "1", RUN_LABEL: self.run_id}
+        return {LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: self.owner}
 
     def name(self, role: str) -> str:
         return f"prober-{self.run_id}-{role}"

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 
 from prober.errors import ProberError
-from prober.lab import daemon, servers
+from prober.lab import daemon, owner, servers
 from prober.lab.build_daemon import build_daemon
 from prober.lab.images import DEFAULT_BASE
 from prober.lab.topology import CLIENTS, Lab, Role, client_role
@@ -70,6 +70,7 @@ class LabSession:
                 except ProberError as exc:
                     self.error = str(exc)
                     raise
+                owner.reap(client, log)  # what runs killed before this one left
                 self.lab = Lab(
                     client,
                     base_image=self.options.base_image or DEFAULT_BASE,
@@ -101,6 +102,7 @@ class LabSession:
             if lab is None:
                 return
             if self.options.keep:
+                owner.keep(lab.client, lab.run_id, lab.labels)
                 log(lab.enter_hint())
                 return
             lab.teardown()

@@ -34,6 +34,8 @@ from prober.lab.daemon import (
     kernel_support,
     resending,
 )
+from prober.lab.owner import OWNER_LABEL
+from prober.lab.owner import this_process as owner_of_lab
 from prober.lab.parallel import parallel
 
 Log = Callable[[str], None]
@@ -127,9 +129,11 @@ class Lab:
     closed: bool = False
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
+    owner: str = field(default_factory=owner_of_lab)  # the process that made it (owner.py)
+
     @property
     def labels(self) -> dict[str, str]:
-        return {LABEL: "1", RUN_LABEL: self.run_id}
+        return {LABEL: "1", RUN_LABEL: self.run_id, OWNER_LABEL: self.owner}
 
     def name(self, role: str) -> str:
         return f"prober-{self.run_id}-{role}"

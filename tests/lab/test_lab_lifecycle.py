@@ -122,3 +122,84 @@ def test_lab_clean_removes_what_a_crash_left(docker_client: Any) -> None:
     assert result.returncode == 0, result.stderr
     assert f"prober-{lab.run_id}-client1" in result.stdout
     assert _leftovers(docker_client) == []
+
+
+def _runs_of(client: Any, pid: int) -> set[str]:
+    """Run ids of the labelled containers a process owns."""
+    from prober.lab.daemon import LABEL, RUN_LABEL
+    from prober.lab.owner import OWNER_LABEL
+
+    containers = client.containers.list(all=True, filters={"label": LABEL})
+    return {
+        c.labels[RUN_LABEL]
+        for c in containers
+        if c.labels.get(OWNER_LABEL, "").split(":")[1:2] == [str(pid)]
+    }
+
+
+def _objects_of(client: Any, run: str) -> list[str]:
+    from prober.lab.daemon import RUN_LABEL
+
+    selector = {"label": f"{RUN_LABEL}={run}"}
+    names = [c.name for c in client.containers.list(all=True, filters=selector)]
+    names += [n.name for n in client.networks.list(filters=selector)]
+    names += [v.name for v in client.volumes.list(filters=selector)]
+    return names
+
+
+def test_the_next_run_removes_a_killed_runs_lab_and_leaves_a_live_one(
+    docker_client: Any, kernel_has_nfs_and_cifs: None, lab_options: RunOptions, tmp_path: Path
+) -> None:
+    from tests.lab.helpers import lab_session
+
+    cleanup = CleanupStack()
+    try:
+        # A live lab, owned by this process, up during all that follows.
+        (live,) = registry.select("volume", None, lab_options)
+        with live.prepare(cleanup):
+            lab = lab_session([live]).lab
+            assert lab is not None
+            live_objects = _objects_of(docker_client, lab.run_id)
+            assert live_objects
+            # A run killed with SIGKILL once its lab is up: nothing of it can clean up.
+            out = tmp_path / "killed"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "prober", "run", "--fs", "nfs4.2", "--out", str(out), "-q"],
+                env=dict(os.environ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            try:
+                deadline = time.monotonic() + 900
+                stream = out / "results.jsonl"
+                while time.monotonic() < deadline and proc.poll() is None:
+                    if stream.exists() and '"type": "target"' in stream.read_text():
+                        break  # its lab is up: the target's fingerprint is written
+                    time.sleep(0.5)
+                assert proc.poll() is None, "the run ended before it could be killed"
+                killed_runs = _runs_of(docker_client, proc.pid)
+            finally:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=60)
+            assert len(killed_runs) == 1
+            (killed,) = killed_runs
+            assert _objects_of(docker_client, killed), "a SIGKILLed run left its lab"
+            # The next run removes it, and only it.
+            done = subprocess.run(
+                [
+                    *(sys.executable, "-m", "prober", "run", "--fs", "volume"),
+                    *("--experiment", "flock.exclusive-exclusive.processes"),
+                    *("--out", str(tmp_path / "next"), "-q"),
+                ],
+                env=dict(os.environ),
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert f"removed the lab of run {killed}, whose prober (pid {proc.pid})" in done.stderr
+            assert _objects_of(docker_client, killed) == []
+            assert sorted(_objects_of(docker_client, lab.run_id)) == sorted(live_objects)
+    finally:
+        assert cleanup.run_all() == []

@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.run_leftovers import RunTraces, stream_records
+from tests.run_leftovers import RunTraces, stream_records, wait_until_gone
 
-GONE_DEADLINE_S = 10.0
 RUN_TIMEOUT_S = 600.0
 
 
@@ -46,15 +45,6 @@ def _where(out: Path) -> str:
     current = targets[-1]
     done = sum(1 for c in cells if c.get("target") == current)
     return f"on {current} after {done} cells ({len(cells)} in all)"
-
-
-def _wait_until_gone(traces: RunTraces) -> dict[str, list[str]]:
-    deadline = time.monotonic() + GONE_DEADLINE_S
-    left = traces.objects()
-    while any(left.values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = traces.objects()
-    return left
 
 
 def main() -> None:
@@ -91,7 +81,7 @@ def main() -> None:
             traces.record_namespace()  # a killed process has none left to read
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=RUN_TIMEOUT_S)
-            left = _wait_until_gone(traces)
+            left = wait_until_gone(traces)
             for kind, found in left.items():
                 totals[kind] += len(found)
             dirs = traces.dirs()

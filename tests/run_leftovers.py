@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,3 +126,17 @@ def stream_records(out: Path) -> list[dict[str, object]]:
             with contextlib.suppress(ValueError):
                 records.append(json.loads(line))
     return records
+
+
+# "Within a few seconds" of a SIGKILL: agents read EOF, tools finish, the namespace ends.
+GONE_DEADLINE_S = 10.0
+
+
+def wait_until_gone(traces: RunTraces) -> dict[str, list[str]]:
+    """What is left of a killed run once it is all gone or GONE_DEADLINE_S have passed."""
+    deadline = time.monotonic() + GONE_DEADLINE_S
+    left = traces.objects()
+    while any(left.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = traces.objects()
+    return left

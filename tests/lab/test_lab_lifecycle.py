@@ -63,6 +63,17 @@ def test_a_call_blocked_in_a_container_times_out(lab_options: RunOptions) -> Non
         assert cleanup.run_all() == []
 
 
+def _start_run(fs: str, out: Path, stderr: int) -> subprocess.Popen[bytes]:
+    """`prober run --fs FS` in a session of its own (a signal to its group reaches only it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "prober", "run", "--fs", fs, "--out", str(out), "-q"],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        start_new_session=True,
+    )
+
+
 def _leftovers(client: Any) -> list[str]:
     from prober.lab.cleanup import leftovers
 
@@ -74,13 +85,7 @@ def test_an_interrupted_run_leaves_nothing_behind(
 ) -> None:
     before = set(_leftovers(docker_client))  # another run's objects are not this test's
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prober", "run", "--fs", "nfs4.2", "--out", str(out), "-q"],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = _start_run("nfs4.2", out, stderr=subprocess.PIPE)
     try:
         # Interrupt mid-experiment: once the first cell is written.
         deadline = time.monotonic() + 1200
@@ -163,13 +168,7 @@ def test_the_next_run_removes_a_killed_runs_lab_and_leaves_a_live_one(
             assert live_objects
             # A run killed with SIGKILL once its lab is up: nothing of it can clean up.
             out = tmp_path / "killed"
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "prober", "run", "--fs", "nfs4.2", "--out", str(out), "-q"],
-                env=dict(os.environ),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            proc = _start_run("nfs4.2", out, stderr=subprocess.DEVNULL)
             try:
                 deadline = time.monotonic() + 900
                 stream = out / "results.jsonl"

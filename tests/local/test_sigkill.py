@@ -21,14 +21,19 @@ import pytest
 
 from prober.experiments import load, select
 from tests.conftest import require
-from tests.run_leftovers import RunTraces, mount_namespace, stream_records
+from tests.run_leftovers import (
+    GONE_DEADLINE_S,
+    RunTraces,
+    mount_namespace,
+    stream_records,
+    wait_until_gone,
+)
 
 pytestmark = [pytest.mark.local, pytest.mark.root]
 
 EXPERIMENTS = "flock.*"
 TOOL_TIMEOUT_S = 60.0
 TRIGGER_DEADLINE_S = 60.0  # the moment to kill comes well within this on any machine
-GONE_DEADLINE_S = 10.0  # "within a few seconds": agents read EOF, tools finish
 POLL_S = 0.002
 LOOP_TARGETS = ("ext4", "xfs", "btrfs")
 
@@ -77,15 +82,6 @@ def _kill_when(proc: subprocess.Popen[str], traces: RunTraces, ready: Callable[[
     assert proc.returncode == -signal.SIGKILL
 
 
-def _wait_until_gone(traces: RunTraces) -> dict[str, list[str]]:
-    deadline = time.monotonic() + GONE_DEADLINE_S
-    left = traces.objects()
-    while any(left.values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = traces.objects()
-    return left
-
-
 def _need(fs: str) -> None:
     from prober.targets import registry
 
@@ -119,7 +115,7 @@ def test_a_run_killed_with_sigkill_leaves_nothing(fs: str, phase: str, tmp_path:
     assert traces.namespace is not None
     assert traces.namespace != mount_namespace("self"), "the run mounts in its own namespace"
 
-    left = _wait_until_gone(traces)
+    left = wait_until_gone(traces)
     assert left == {"mounts": [], "loop devices": [], "processes": [], "image files": []}
     killed_dirs = traces.dirs()
 

@@ -74,6 +74,18 @@ def _start_run(fs: str, out: Path, stderr: int) -> subprocess.Popen[bytes]:
     )
 
 
+def _wait_for_record(proc: subprocess.Popen[bytes], out: Path, kind: str, limit: float) -> None:
+    """Until the run's results.jsonl holds a record of ``kind``, it ends, or ``limit`` s."""
+    deadline = time.monotonic() + limit
+    stream = out / "results.jsonl"
+    while time.monotonic() < deadline and proc.poll() is None:
+        # Whole lines only: the last one may be half written.
+        lines = stream.read_text().split("\n")[:-1] if stream.exists() else []
+        if any(json.loads(line).get("type") == kind for line in lines if line.strip()):
+            return
+        time.sleep(0.5)
+
+
 def _leftovers(client: Any) -> list[str]:
     from prober.lab.cleanup import leftovers
 
@@ -87,17 +99,7 @@ def test_an_interrupted_run_leaves_nothing_behind(
     out = tmp_path / "out"
     proc = _start_run("nfs4.2", out, stderr=subprocess.PIPE)
     try:
-        # Interrupt mid-experiment: once the first cell is written.
-        deadline = time.monotonic() + 1200
-        stream = out / "results.jsonl"
-        while time.monotonic() < deadline and proc.poll() is None:
-            if stream.exists() and any(
-                json.loads(line).get("type") == "cell"
-                for line in stream.read_text().splitlines()
-                if line.strip()
-            ):
-                break
-            time.sleep(0.5)
+        _wait_for_record(proc, out, "cell", 1200)  # interrupt mid-experiment
         assert proc.poll() is None, "the run ended before it could be interrupted"
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=300)
@@ -170,12 +172,7 @@ def test_the_next_run_removes_a_killed_runs_lab_and_leaves_a_live_one(
             out = tmp_path / "killed"
             proc = _start_run("nfs4.2", out, stderr=subprocess.DEVNULL)
             try:
-                deadline = time.monotonic() + 900
-                stream = out / "results.jsonl"
-                while time.monotonic() < deadline and proc.poll() is None:
-                    if stream.exists() and '"type": "target"' in stream.read_text():
-                        break  # its lab is up: the target's fingerprint is written
-                    time.sleep(0.5)
+                _wait_for_record(proc, out, "target", 900)  # its lab is up: fingerprinted
                 assert proc.poll() is None, "the run ended before it could be killed"
                 killed_runs = _runs_of(docker_client, proc.pid)
             finally:

@@ -27,6 +27,26 @@ lab_app.add_typer(vm_app, name="vm")
 app.add_typer(lab_app, name="lab")
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from prober import __version__
+
+        typer.echo(f"prober {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Which file-locking calls actually exclude each other on this storage?"""
+
+
 def _finish(call: Callable[[], int]) -> None:
     """Run a command; map expected failures to one line on stderr and an exit code."""
     try:

@@ -8,18 +8,16 @@ fields is replaced once per API, and an ``expect`` mapping picks the expectation
 from __future__ import annotations
 
 import fnmatch
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prober.engine.outcome import parse_outcome
 from prober.errors import UsageError
+from prober.resources import matrix_dir
 from prober.yaml_lines import Problems, line_of, load_list
 
-MATRIX_DIR = Path(
-    os.environ.get("PROBER_MATRIX_DIR", Path(__file__).resolve().parent.parent / "matrix")
-)
+MATRIX_DIR = matrix_dir()
 DEFAULT_FILE = MATRIX_DIR / "experiments.yaml"
 
 LOCK_APIS = ("flock", "posix", "ofd")

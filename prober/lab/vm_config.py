@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prober.errors import UsageError
+from prober.resources import containers_dir
 
 DEFAULT_KERNEL = "linux-image-amd64"
 DEFAULT_CPUS = 2
@@ -161,4 +162,4 @@ def kernel_package_version(kernel: str) -> str:
 
 def recipe_dir() -> Path:
     """containers/vm/ of this source tree: the init script and files copied into the guest."""
-    return Path(__file__).resolve().parents[2] / "containers" / "vm"
+    return containers_dir() / "vm"

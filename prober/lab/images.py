@@ -22,16 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from prober.errors import ProberError
-from prober.experiments import MATRIX_DIR
-from prober.lab import image_transfer, vendor
+from prober.lab import image_transfer, wheel
 from prober.lab.build_daemon import BuildDaemon
 from prober.lab.daemon import LABEL
 from prober.lab.image_transfer import image_id
 from prober.lab.parallel import parallel
+from prober.resources import DATA_PACKAGE_DIR, containers_dir
 
 DEFAULT_BASE = "debian:bookworm-slim"
 RECIPE = "1"  # bump when the way images are assembled changes
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent.parent / "containers"
 PROBER_DIR = Path(__file__).resolve().parent.parent
 HASH_LABEL = "org.prober.lab.hash"
 IMAGE_LABEL = "org.prober.lab.image"
@@ -44,10 +43,11 @@ Log = Callable[[str], None]
 class ImageSpec:
     name: str
     parent: str | None  # another ImageSpec's name, or None for the base
+    # prober's package directory, for images that only run its agent (stdlib only)
     with_prober: bool
-    # prober's catalogue and the Python packages it runs with here (prober.lab.vendor), so
-    # that the image can run `prober` itself, not only its agent
-    runnable: bool = False
+    # prober installed from a wheel of the running source (prober.lab.wheel) with its pinned
+    # dependencies, so that the image runs `prober` itself, not only its agent
+    from_wheel: bool = False
 
 
 SPECS = {
@@ -55,7 +55,7 @@ SPECS = {
     "nfs-server": ImageSpec("nfs-server", "base", with_prober=True),
     "smb-server": ImageSpec("smb-server", "base", with_prober=True),
     # Clients run the agent (with smbprotocol for LockFileEx on the wire) and `prober check`.
-    "client": ImageSpec("client", "base", with_prober=True, runnable=True),
+    "client": ImageSpec("client", "base", with_prober=False, from_wheel=True),
 }
 
 
@@ -77,21 +77,29 @@ def _files(root: Path) -> list[Path]:
     )
 
 
-def _context(spec: ImageSpec) -> list[tuple[str, Path]]:
-    """(name in the build context, file on disk) for every file the image is made from."""
-    folder = CONTAINERS_DIR / spec.name
+@dataclass(frozen=True)
+class ContextFile:
+    name: str  # in the build context
+    data: bytes
+    executable: bool
+
+
+def _from_disk(name: str, path: Path) -> ContextFile:
+    return ContextFile(name, path.read_bytes(), bool(path.stat().st_mode & 0o111))
+
+
+def _context(spec: ImageSpec) -> list[ContextFile]:
+    """Every file the image is made from, as it goes into the build context."""
+    folder = containers_dir() / spec.name
     if not (folder / "Dockerfile").is_file():
-        raise ProberError(f"{folder}/Dockerfile is missing: the lab needs prober's source tree")
-    entries = [(str(p.relative_to(folder)), p) for p in _files(folder)]
+        raise ProberError(f"{folder}/Dockerfile is missing: prober's installation is incomplete")
+    entries = [_from_disk(str(p.relative_to(folder)), p) for p in _files(folder)]
     if spec.with_prober:
-        entries += [(f"prober/{p.relative_to(PROBER_DIR)}", p) for p in _files(PROBER_DIR)]
-    if spec.runnable:
-        entries += [(f"matrix/{p.relative_to(MATRIX_DIR)}", p) for p in _files(MATRIX_DIR)]
-        for name, where in vendor.runtime_modules():
-            if where.is_dir():
-                entries += [(f"vendor/{name}/{p.relative_to(where)}", p) for p in _files(where)]
-            else:
-                entries.append((f"vendor/{where.name}", where))
+        entries += [_from_disk(f"prober/{p.relative_to(PROBER_DIR)}", p) for p in _files(PROBER_DIR)
+                    if p.relative_to(PROBER_DIR).parts[0] != DATA_PACKAGE_DIR]  # fmt: skip
+    if spec.from_wheel:
+        # Under its own name: pip reads the version and tags from a wheel's file name.
+        entries.append(ContextFile(f"wheel/{wheel.file_name()}", wheel.build(), False))
     return entries
 
 
@@ -99,23 +107,24 @@ def content_hash(spec: ImageSpec, parent_id: str) -> str:
     digest = hashlib.sha256()
     for part in (RECIPE, spec.name, parent_id):
         digest.update(part.encode() + b"\0")
-    for name, path in _context(spec):
-        digest.update(name.encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-        digest.update(b"\1" if path.stat().st_mode & 0o111 else b"\0")
+    for entry in _context(spec):
+        digest.update(entry.name.encode() + b"\0")
+        digest.update(hashlib.sha256(entry.data).digest())
+        digest.update(b"\1" if entry.executable else b"\0")
     return digest.hexdigest()[:16]
 
 
 def _tar(spec: ImageSpec) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, path in _context(spec):
-            info = tar.gettarinfo(str(path), arcname=name)
+        for entry in _context(spec):
+            info = tarfile.TarInfo(entry.name)
+            info.size = len(entry.data)
+            info.mode = 0o755 if entry.executable else 0o644
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
             info.mtime = 0  # the context hash, not timestamps, decides what is rebuilt
-            with path.open("rb") as data:
-                tar.addfile(info, data)
+            tar.addfile(info, io.BytesIO(entry.data))
     buffer.seek(0)
     return buffer
 

@@ -67,7 +67,8 @@ def test_wheel_keeps_the_recipes_executable_bits(dist: Path) -> None:
 
 def test_sdist_carries_the_data_at_the_top(dist: Path) -> None:
     (sdist,) = dist.glob("prober-*.tar.gz")
-    names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     for name in DATA_DIRS:
         missing = [f for f in _files_under(name) if f not in names]
         assert not missing

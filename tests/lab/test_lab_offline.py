@@ -3,9 +3,11 @@ pair) and the content hashes that decide when an image is rebuilt."""
 
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import threading
+import zipfile
 from collections import deque
 from pathlib import Path
 
@@ -64,7 +66,7 @@ def test_the_content_hash_follows_the_dockerfile_and_the_parent(
     folder = tmp_path / "base"
     folder.mkdir()
     (folder / "Dockerfile").write_text("FROM scratch\n")
-    monkeypatch.setattr(images, "CONTAINERS_DIR", tmp_path)
+    monkeypatch.setattr(images, "containers_dir", lambda: tmp_path)
     spec = images.ImageSpec("base", None, with_prober=False)
     first = images.content_hash(spec, "sha256:parent-a")
     assert images.content_hash(spec, "sha256:parent-a") == first
@@ -73,11 +75,17 @@ def test_the_content_hash_follows_the_dockerfile_and_the_parent(
     assert images.content_hash(spec, "sha256:parent-a") != first
 
 
-def test_images_that_run_actors_ship_prober_and_the_client_ships_smbprotocol() -> None:
-    names = {name for name, _ in images._context(images.SPECS["client"])}
-    assert "Dockerfile" in names
-    assert "prober/agent.py" in names
-    assert any(n.startswith("vendor/smbprotocol/") for n in names)
-    assert not any("__pycache__" in n for n in names)
-    base = {name for name, _ in images._context(images.SPECS["base"])}
-    assert not any(n.startswith("prober/") for n in base)
+def test_servers_ship_prober_and_the_client_installs_it_from_a_wheel() -> None:
+    server = {e.name for e in images._context(images.SPECS["nfs-server"])}
+    assert "prober/agent.py" in server
+    assert not any("__pycache__" in n or n.startswith("prober/_data") for n in server)
+    client = {e.name: e for e in images._context(images.SPECS["client"])}
+    assert {"Dockerfile", "requirements.txt", "start.sh"} <= set(client)
+    (name,) = [n for n in client if n.startswith("wheel/")]
+    wheel_names = set(zipfile.ZipFile(io.BytesIO(client[name].data)).namelist())
+    assert {"prober/agent.py", "prober/_data/matrix/experiments.yaml"} <= wheel_names
+    assert not any("__pycache__" in n for n in wheel_names)
+    # The same source gives the same wheel, so a warm run rebuilds nothing.
+    assert images._context(images.SPECS["client"])[-1].data == client[name].data
+    base = {e.name for e in images._context(images.SPECS["base"])}
+    assert not any(n.startswith(("prober/", "wheel/")) for n in base)

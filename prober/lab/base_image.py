@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prober.errors import ProberError
-from prober.lab import vm_cache
-from prober.lab.vm_steps import run_step
+from prober.lab import command, vm_cache
 
 SUITE = "bookworm"
 BASE_IMAGE = "prober/base:bookworm"
@@ -125,7 +124,7 @@ def debootstrap_tarball(cache: Path | None = None, log: Any = None) -> Path:
             tree = tmp / "tree"
             # A private mount namespace: the /proc and /sys that debootstrap mounts in the
             # tree vanish with it, even when it is killed.
-            run_step(
+            command.run(
                 [
                     "unshare",
                     "--mount",
@@ -140,18 +139,17 @@ def debootstrap_tarball(cache: Path | None = None, log: Any = None) -> Path:
                     sources.mirror,
                 ],
                 DEBOOTSTRAP_TIMEOUT,
-                "debootstrap",
-                tmp / "debootstrap.out",
+                what="debootstrap",
+                log_file=tmp / "debootstrap.out",
             )
             (tree / "etc/apt/sources.list").write_text(sources.sources_list())
             for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
                 _empty_dir(tree / leftover)
             tar = tmp / "tree.tar"
-            run_step(
+            command.run(
                 ["tar", "--numeric-owner", "-C", str(tree), "-cf", str(tar), "."],
                 600.0,
-                "tar",
-                tmp / "tar.out",
+                log_file=tmp / "tar.out",
             )
             os.replace(tar, final)
         finally:

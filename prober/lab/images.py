@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import ssl
 import tarfile
 import threading
 import time
@@ -100,7 +101,19 @@ def _context(spec: ImageSpec) -> list[ContextFile]:
     if spec.from_wheel:
         # Under its own name: pip reads the version and tags from a wheel's file name.
         entries.append(ContextFile(f"wheel/{wheel.file_name()}", wheel.build(), False))
+        entries.append(ContextFile("certs/ca-certificates.crt", _trusted_cas(), False))
     return entries
+
+
+def _trusted_cas() -> bytes:
+    """The certificates this machine trusts, for pip in the client's build stage: where
+    HTTPS to PyPI passes a proxy with its own CA, the build trusts what this machine trusts
+    (the dependencies are pinned by hash either way). Empty: pip's own certifi bundle."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate).read_bytes()
+    return b""
 
 
 def content_hash(spec: ImageSpec, parent_id: str) -> str:

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prober.errors import ProberError, UsageError
-from prober.lab import base_image, vm_cache, vm_config, vm_image, vm_qemu
+from prober.lab import base_image, command, vm_cache, vm_config, vm_image, vm_qemu
 from prober.lab.vm_config import VmConfig
 from prober.lab.vm_qemu import KvmBroken, RunDir, VmBootError
 
@@ -258,10 +257,7 @@ def _ensure_data_disk(cache: Path, recipe: str, log: Log) -> Path:
     try:
         with tmp.open("wb") as handle:
             handle.truncate(DATA_DISK_GIB * 1024**3)
-        subprocess.run(
-            [mke2fs, "-q", "-F", "-t", "ext4", "-L", "prober-docker", str(tmp)],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
+        command.run([mke2fs, "-q", "-F", "-t", "ext4", "-L", "prober-docker", str(tmp)], 300.0)
         os.replace(tmp, disk)
     finally:
         tmp.unlink(missing_ok=True)

@@ -6,11 +6,11 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from prober.errors import UsageError
+from prober.lab import command
 from prober.resources import containers_dir
 
 DEFAULT_KERNEL = "linux-image-amd64"
@@ -141,16 +141,7 @@ def kernel_package_version(kernel: str) -> str:
             "apt-cache not found: the VM is built from Debian packages; install the Debian "
             "package apt"
         )
-    try:
-        proc = subprocess.run(
-            [apt_cache, "show", "--no-all-versions", kernel],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise UsageError(f"apt-cache show {kernel} did not answer within 60 s") from None
+    proc = command.run([apt_cache, "show", "--no-all-versions", kernel], 60.0, check=False)
     version = re.search(r"^Version:\s*(\S+)", proc.stdout, re.MULTILINE)
     if proc.returncode != 0 or version is None:
         raise UsageError(

@@ -13,15 +13,13 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from prober.errors import ProberError
-from prober.lab import base_image, vm_cache, vm_config
-from prober.lab.vm_steps import run_step
+from prober.lab import base_image, command, vm_cache, vm_config
 
 # Bump when the build steps below change: the recipe hash includes it.
 IMAGE_RECIPE = "1"
@@ -100,13 +98,13 @@ def ensure_image(cache: Path, kernel: str, log: Log, prune: bool = False) -> Ima
     if found:
         return found
     base_image.require_root("building the VM image")
-    for command, package in (
+    for tool, package in (
         ("debootstrap", "debootstrap"),
         ("mke2fs", "e2fsprogs"),
         ("unshare", "util-linux"),
         ("chroot", "coreutils"),
     ):
-        base_image.require_tool(command, package)
+        base_image.require_tool(tool, package)
     with vm_cache.locked(images_dir(cache) / "lock", LOCK_TIMEOUT, "the VM image cache"):
         found = find_image(cache, recipe)
         if found:
@@ -219,14 +217,8 @@ def _kernel_release(tree: Path) -> str:
 
 
 def _tree_mib(tree: Path) -> int:
-    proc = subprocess.run(
-        ["du", "-sm", "--apparent-size", str(tree)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return int(proc.stdout.split()[0])
+    done = command.run(["du", "-sm", "--apparent-size", str(tree)], 300.0)
+    return int(done.stdout.split()[0])
 
 
 def _chroot_argv(tree: Path, script: str) -> list[str]:
@@ -270,21 +262,14 @@ def _chroot(tree: Path, script: str, timeout: float, what: str, out: Path) -> No
 
 
 def _chroot_output(tree: Path, script: str, out: Path) -> str:
-    proc = subprocess.run(
-        _chroot_argv(tree, script),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_chroot_env(),
-        check=False,
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+    done = command.run(_chroot_argv(tree, script), 120.0, env=_chroot_env(), check=False)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
 
 
 def _step(
     argv: list[str], timeout: float, what: str, out: Path, env: dict[str, str] | None = None
 ) -> None:
-    run_step(argv, timeout, what, out / "build.log", env)
+    command.run(argv, timeout, what=what, log_file=out / "build.log", env=env)
 
 
 def _remove_other_images(cache: Path, keep: str) -> None:

@@ -13,12 +13,12 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from prober.errors import ProberError
+from prober.lab import command
 
 GUEST_DOCKER_PORT = 2375
 CTL_PORT_NAME = "org.prober.ctl"
@@ -120,23 +120,13 @@ def build_argv(
 
 def launch(argv: list[str], run: RunDir, accel: str) -> int:
     """Start QEMU daemonized; returns the daemon's pid once its devices are set up."""
-    with run.stderr.open("wb") as err:
-        try:
-            proc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=err,
-                timeout=LAUNCH_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ProberError(f"qemu did not start within {LAUNCH_TIMEOUT:.0f} s") from None
-    message = run.stderr.read_text(errors="replace").strip()
-    if proc.returncode != 0 and accel == "kvm" and "kvm" in message.lower():
+    done = command.run(argv, LAUNCH_TIMEOUT, what="qemu", check=False)
+    message = (done.stdout + done.stderr).strip()
+    run.stderr.write_text(message + "\n")
+    if done.returncode != 0 and accel == "kvm" and "kvm" in message.lower():
         raise KvmBroken(f"qemu exited: {_one_line(message)}")
-    if proc.returncode != 0:
-        raise ProberError(f"qemu failed to start (exit {proc.returncode}): {_one_line(message)}")
+    if done.returncode != 0:
+        raise ProberError(f"qemu failed to start (exit {done.returncode}): {_one_line(message)}")
     pid = read_pid(run)
     if pid is None:
         raise ProberError(f"qemu started but wrote no pid file {run.pidfile}")
@@ -306,10 +296,10 @@ def kvm_usable() -> bool:
 
 def qemu_version(qemu: str) -> str:
     try:
-        proc = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        done = command.run([qemu, "--version"], 30.0, check=False)
+    except ProberError:
         return "unknown"
-    return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
+    return done.stdout.splitlines()[0] if done.stdout else "unknown"
 
 
 def _one_line(text: str) -> str:

@@ -98,7 +98,13 @@ def run(
         "prober-results"
     ),
     format: Annotated[
-        str, typer.Option("--format", help="Matrix format(s) written to --out, comma-separated.")
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Matrix format(s) written to --out, comma-separated: text, md, rst, html, "
+            "json, yaml, csv.",
+        ),
     ] = "md",
     step_timeout: Annotated[
         float, typer.Option(help="Deadline in seconds for a single blocking call.")
@@ -162,7 +168,7 @@ def list_(
 
 
 FormatOption = Annotated[
-    str, typer.Option("--format", "-f", help="One of md, rst, html, json, yaml, csv.")
+    str, typer.Option("--format", "-f", help="One of text, md, rst, html, json, yaml, csv.")
 ]
 OutOption = Annotated[
     Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
@@ -210,9 +216,10 @@ def check(
             "posix:cross-host (an unknown name lists the valid ones)."
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     format: Annotated[
-        str, typer.Option("--format", help="text (default) or md (Markdown).")
+        str,
+        typer.Option("--format", "-f", help="One of text (the default), md, json, yaml."),
     ] = "text",
     peer: Annotated[
         bool, typer.Option("--peer", help="Two-host mode: print a join token and wait for it.")

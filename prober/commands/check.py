@@ -14,7 +14,6 @@ Ctrl-C and SIGTERM); see prober.check.private_dir for what a SIGKILLed check lea
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -28,16 +27,17 @@ from typing import Any
 from prober.check import guarantees, private_dir, profiles, rows
 from prober.check.advice import advise
 from prober.check.peer import PEER_DIR, Joiner, Leader, parse_token
-from prober.check.report import build, local_only_options, render_md, render_text
+from prober.check.report import build, local_only_options
 from prober.engine.agents import AgentPool
 from prober.engine.cleanup import CleanupStack
 from prober.errors import EXIT_OK, ProberError, UsageError
 from prober.experiments import Experiment, load
 from prober.fingerprint import fingerprint_path
+from prober.report import Format, check_format
+from prober.report.output import write_text
 from prober.results import Cell
 from prober.targets.base import PreparedTarget
 
-FORMATS = ("text", "md")
 JOIN_RETRY_S = 0.2
 # Agents started ahead of time, in parallel: most rows use two or three processes, the
 # stress rows four.
@@ -70,10 +70,9 @@ def run(
         raise UsageError(f"--step-timeout {step_timeout}: give a positive number of seconds")
     if peer_timeout <= 0:
         raise UsageError(f"--peer-timeout {peer_timeout}: give a positive number of seconds")
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r}: give one of {', '.join(FORMATS)} (or --json)")
     if as_json and fmt != "text":
-        raise UsageError("--json and --format md both choose the output; give one of them")
+        raise UsageError(f"--json and --format {fmt} both choose the output; give one of them")
+    formatter = check_format("json" if as_json else fmt)
     if peer and join:
         raise UsageError("--peer starts a two-host check and --join joins one; give one of them")
     if clean and (peer or join or profile or require):
@@ -87,7 +86,7 @@ def run(
     with private_dir.opened_base(path) as (base_fd, base):
         if clean:
             return _clean(base_fd, base)
-        out = _output(as_json, fmt)
+        out = _output(formatter)
         if token is not None:
             return _join(base_fd, base, token, peer_timeout, out)
         return _check(
@@ -103,15 +102,9 @@ def run(
         )
 
 
-def _output(as_json: bool, fmt: str) -> Any:
+def _output(formatter: Format) -> Any:
     def emit(report: dict[str, Any]) -> None:
-        if as_json:
-            sys.stdout.write(json.dumps(report, indent=1, sort_keys=True, default=str) + "\n")
-        elif fmt == "md":
-            sys.stdout.write(render_md(report))
-        else:
-            sys.stdout.write(render_text(report))
-        sys.stdout.flush()
+        write_text(formatter.check(report), None)
 
     return emit
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from prober.errors import EXIT_FINDING, EXIT_OK
-from prober.report import get_format
+from prober.report import parse_one
 from prober.report.diff import compare
 from prober.report.output import write_text
 from prober.results import load
 
 
 def run(old: Path, new: Path, fmt: str, out: Path | None) -> int:
-    formatter = get_format(fmt)
+    formatter = parse_one(fmt, "prober diff")
     before, after = load(old), load(new)
     found = compare(before, after, str(old), str(new))
     write_text(formatter.diff(found), out)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from prober.errors import EXIT_OK, UsageError
-from prober.report import get_format
+from prober.report import parse_one
 from prober.report.matrix import build
 from prober.report.output import write_text
 from prober.results import load
 
 
 def run(results: list[Path], fmt: str, out: Path | None) -> int:
-    formatter = get_format(fmt)
+    formatter = parse_one(fmt, "prober report")
     if not results:
         raise UsageError("no results file given (e.g. prober report prober-results/results.json)")
     runs = [load(path) for path in results]

@@ -1,27 +1,32 @@
-"""Reports: the compatibility matrix and run-to-run diffs in several formats.
-
-``render(results, "md")`` is what `prober run` calls; ``render_many`` merges several runs
-into one matrix; ``render_diff`` compares two. Each format lives in its own module and
-implements :class:`prober.report.base.Format`.
+"""Every output of prober: the compatibility matrix, run-to-run diffs and `prober check`'s
+report, in one set of formats. Each format lives in its own module and implements
+:class:`prober.report.base.Format`; ``--format`` takes their names in every command.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from prober.errors import UsageError
-from prober.report import diff as diff_mod
-from prober.report import matrix as matrix_mod
 from prober.report.base import Format
-from prober.results import RunResults
 
-FORMAT_NAMES = ("md", "rst", "html", "json", "yaml", "csv")
-_ALIASES = {"markdown": "md", "yml": "yaml", "htm": "html", "restructuredtext": "rst"}
+FORMAT_NAMES = ("text", "md", "rst", "html", "json", "yaml", "csv")
+# A check is one storage, not a matrix: these formats have a form for it.
+CHECK_FORMAT_NAMES = ("text", "md", "json", "yaml")
+_ALIASES = {
+    "txt": "text",
+    "markdown": "md",
+    "yml": "yaml",
+    "htm": "html",
+    "restructuredtext": "rst",
+}
 
 
 def get_format(name: str) -> Format:
     """The format called ``name`` (or an alias such as "markdown"); UsageError otherwise."""
     key = _ALIASES.get(name.strip().lower(), name.strip().lower())
+    if key == "text":
+        from prober.report.text import TextFormat
+
+        return TextFormat()
     if key == "md":
         from prober.report.markdown import MarkdownFormat
 
@@ -57,38 +62,38 @@ def parse_formats(text: str) -> list[Format]:
     return [get_format(n) for n in names]
 
 
+def parse_one(text: str, command: str) -> Format:
+    """The --format value of a command that prints one report: the same names as
+    parse_formats, exactly one of them."""
+    formats = parse_formats(text)
+    if len(formats) != 1:
+        raise UsageError(f"--format {text}: {command} prints one report; give one format")
+    return formats[0]
+
+
+def check_format(text: str) -> Format:
+    """`prober check`'s --format: one of CHECK_FORMAT_NAMES."""
+    fmt = parse_one(text, "prober check")
+    if fmt.name not in CHECK_FORMAT_NAMES:
+        raise UsageError(
+            f"--format {text}: prober check prints {', '.join(CHECK_FORMAT_NAMES)} "
+            "(a check is one storage, not a matrix)"
+        )
+    return fmt
+
+
 def file_suffix(fmt: str) -> str:
     """The file name extension for a format, e.g. ".md"."""
     return get_format(fmt).suffix
 
 
-def render_many(results: Sequence[RunResults], fmt: str) -> str:
-    """One matrix from several runs (one per host, kernel or storage)."""
-    if not results:
-        raise UsageError("no results to report on (give at least one results file)")
-    return get_format(fmt).matrix(matrix_mod.build(results))
-
-
-def render(results: RunResults, fmt: str) -> str:
-    """The matrix of one run in the format ``fmt`` (md, rst, html, json, yaml, csv)."""
-    return render_many([results], fmt)
-
-
-def render_diff(
-    old: RunResults, new: RunResults, fmt: str, old_label: str = "old", new_label: str = "new"
-) -> tuple[str, bool]:
-    """The diff text and whether it holds a regression."""
-    found = diff_mod.compare(old, new, old_label, new_label)
-    return get_format(fmt).diff(found), bool(found.regressions)
-
-
 __all__ = [
+    "CHECK_FORMAT_NAMES",
     "FORMAT_NAMES",
     "Format",
+    "check_format",
     "file_suffix",
     "get_format",
     "parse_formats",
-    "render",
-    "render_diff",
-    "render_many",
+    "parse_one",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, NoReturn, Protocol
 
 from prober.report.diff import Diff
 from prober.report.matrix import Matrix
@@ -19,3 +19,14 @@ class Format(Protocol):
     def diff(self, diff: Diff) -> str:
         """The changes between two runs, regressions first."""
         ...
+
+    def check(self, report: dict[str, Any]) -> str:
+        """A `prober check` report (prober.check.report.build); UsageError when this format
+        has no form for it."""
+        ...
+
+
+def no_check_form(name: str) -> NoReturn:
+    from prober.errors import UsageError
+
+    raise UsageError(f"--format {name}: prober check has no {name} form")

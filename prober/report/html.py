@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from prober.report import views
+from prober.report.base import no_check_form
 from prober.report.diff import Diff
 from prober.report.matrix import Column, Matrix, cell_label
 from prober.report.notes import LEGEND, symbol
@@ -264,6 +265,9 @@ class HtmlFormat:
             body += ["<h2>Notes</h2>", f'<ol class="notes">{items}</ol>']
         body.append(f"<script>{SCRIPT}</script>")
         return _page(views.TITLE, body)
+
+    def check(self, report: dict[str, Any]) -> str:
+        return no_check_form(self.name)
 
     def diff(self, diff: Diff) -> str:
         title = f"prober diff: {diff.old_label} -> {diff.new_label}"

@@ -23,3 +23,7 @@ class JsonFormat:
 
     def diff(self, diff: Diff) -> str:
         return _dump(diff_document(diff))
+
+    def check(self, report: dict[str, Any]) -> str:
+        # Sorted keys, ASCII: the bytes `prober check --json` has always printed.
+        return json.dumps(report, indent=1, sort_keys=True, default=str) + "\n"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from tabulate import tabulate
 
 from prober.report import views
+from prober.report.check_views import check_markdown
 from prober.report.diff import Diff
 from prober.report.matrix import Matrix
 from prober.report.views import Table
@@ -65,6 +67,9 @@ class MarkdownFormat:
         if matrix.footnotes:
             parts += ["## Notes", _bullets(views.footnote_lines(matrix))]
         return "\n\n".join(parts) + "\n"
+
+    def check(self, report: dict[str, Any]) -> str:
+        return check_markdown(report)
 
     def diff(self, diff: Diff) -> str:
         parts = [f"# prober diff: {escape(diff.old_label)} -> {escape(diff.new_label)}"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from prober.report import views
+from prober.report.base import no_check_form
 from prober.report.diff import Diff
 from prober.report.matrix import Matrix
 from prober.report.views import Table
@@ -67,6 +69,9 @@ class RstFormat:
         if matrix.footnotes:
             parts += [heading("Notes", "-"), _bullets(views.footnote_lines(matrix))]
         return "\n\n".join(parts) + "\n"
+
+    def check(self, report: dict[str, Any]) -> str:
+        return no_check_form(self.name)
 
     def diff(self, diff: Diff) -> str:
         title = f"prober diff: {diff.old_label} -> {diff.new_label}"

@@ -30,3 +30,6 @@ class YamlFormat:
 
     def diff(self, diff: Diff) -> str:
         return _dump(diff_document(diff))
+
+    def check(self, report: dict[str, Any]) -> str:
+        return _dump(report)

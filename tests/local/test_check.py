@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from prober.check.private_dir import boot_id
 from prober.engine.cleanup import CleanupStack
@@ -163,6 +164,19 @@ def test_text_and_markdown_output(tmpfs: Path) -> None:
     assert sorted(os.listdir(tmpfs)) == []
 
 
+def test_every_check_format_is_the_report_formats_and_ends_its_last_line(tmpfs: Path) -> None:
+    outputs = {}
+    for fmt in ("text", "md", "json", "yaml"):
+        done = prober("check", str(tmpfs), "--format", fmt)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.endswith("\n") and not done.stdout.endswith("\n\n"), fmt
+        outputs[fmt] = done.stdout
+    as_json = json.loads(outputs["json"])
+    # --json is --format json; the keys scripts read are kept.
+    assert {"schema", "fingerprint", "summary", "exit_code", "cells"} <= set(as_json)
+    assert yaml.safe_load(outputs["yaml"])["schema"] == as_json["schema"]
+
+
 # -- bad input: exit 2, nothing created -----------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "says"),
@@ -172,7 +186,9 @@ def test_text_and_markdown_output(tmpfs: Path) -> None:
         (["--require", "posix:cross-host"], "needs two hosts"),
         (["--join", "not-a-token"], "not a join token"),
         (["--json", "--format", "md"], "give one of them"),
-        (["--format", "html"], "give one of text, md"),
+        (["--format", "html"], "prober check prints text, md, json, yaml"),
+        (["--format", "md,json"], "prints one report; give one format"),
+        (["--format", "pdf"], "unknown report format 'pdf'"),
         (["--step-timeout", "0"], "positive number"),
         (["--peer-timeout", "-1"], "positive number"),
         (["--peer", "--join", "pc1:x"], "give one of them"),

@@ -29,6 +29,7 @@ WINDOWS_PATH = [
     "prober/engine",
     "prober/targets",
     "prober/experiments.py",
+    "prober/resources.py",
     "prober/yaml_lines.py",
     "prober/run_options.py",
     "prober/results.py",

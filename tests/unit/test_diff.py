@@ -15,9 +15,10 @@ import pytest
 
 from prober.engine.outcome import Verdict
 from prober.errors import UsageError
-from prober.report import FORMAT_NAMES, render_diff
+from prober.report import FORMAT_NAMES
 from prober.report.diff import EXCLUSION_LOST, GRANTED_TO_ERROR, IMPROVED, classify, compare
 from prober.results import Cell, RunResults
+from tests.report_helpers import render_diff
 
 from .real_results import real_run
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from prober.report import FORMAT_NAMES, render, render_diff
+from prober.report import FORMAT_NAMES
 from prober.report.matrix import build
 from prober.report.schema import results_problems
 from prober.results import RunResults, load
+from tests.report_helpers import render, render_diff
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "real-run-tmpfs-ext4" / "results.json"
 

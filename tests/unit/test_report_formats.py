@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from prober.errors import UsageError
-from prober.report import FORMAT_NAMES, file_suffix, get_format, parse_formats, render
+from prober.report import FORMAT_NAMES, file_suffix, get_format, parse_formats
 from prober.report.markdown import escape as md_escape
 from prober.results import RunResults
+from tests.report_helpers import render
 
 from .real_results import real_run
 
@@ -35,7 +36,7 @@ def test_every_format_renders_every_cell(results: RunResults, fmt: str) -> None:
 
 
 def test_unknown_format_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match=r"unknown report format 'pdf' \(choose from md, rst"):
+    with pytest.raises(UsageError, match=r"unknown report format 'pdf' \(choose from text, md"):
         get_format("pdf")
     assert [f.name for f in parse_formats("md, html,markdown")] == ["md", "html", "md"]
     with pytest.raises(UsageError):

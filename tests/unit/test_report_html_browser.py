@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
-from prober.report import render
 from prober.results import RunResults
+from tests.report_helpers import render
 
 from .real_results import real_run
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from prober.report import render_many
 from prober.report.matrix import build, essentials, group_of, key_mount_options
 from prober.report.summary import describe, exclusion_scope, summarize_column
 from prober.results import Cell
+from tests.report_helpers import render_many
 
 from .real_results import real_run
 

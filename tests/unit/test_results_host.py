@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from prober import report
 from prober.report.schema import record_problems, results_problems
 from prober.results import RunResults, host_info
+from tests.report_helpers import render
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the POSIX host record")
@@ -45,4 +45,4 @@ def test_host_records_pass_the_schema(host: dict[str, Any]) -> None:
     del header["targets"], header["cells"]
     assert record_problems("run", header) == []
     for fmt in ("md", "rst", "html", "json", "yaml", "csv"):
-        assert report.render(run, fmt)
+        assert render(run, fmt)

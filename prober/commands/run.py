@@ -18,6 +18,7 @@ from prober.engine.target_runs import TargetRuns
 from prober.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
 from prober.experiments import load, select
 from prober.report import timings as timing_table
+from prober.report.text import summary_text
 from prober.results import ResultsStream, RunResults, host_info, write_json_atomic
 from prober.run_options import DEFAULT_JOBS, MAX_JOBS, RunOptions, docker_host_option
 from prober.targets import mount_namespace, registry
@@ -144,10 +145,13 @@ def run(
     )
     stream.close()
     write_json_atomic(out / "results.json", results.to_dict())
+    matrix = report.matrix.build([results])
     for fmt in fmts:
-        (out / f"matrix{fmt.suffix}").write_text(
-            fmt.matrix(report.matrix.build([results])), encoding="utf-8"
-        )
+        (out / f"matrix{fmt.suffix}").write_text(fmt.matrix(matrix), encoding="utf-8")
+    if not quiet and sys.stderr.isatty():
+        # People at a terminal would rather look than open a file; stdout keeps one line
+        # per cell for scripts, and a redirected stderr stays as short as before.
+        print("\n" + summary_text(matrix), file=sys.stderr)
     counts: dict[str, int] = {}
     for cell in results.cells:
         counts[cell.verdict] = counts.get(cell.verdict, 0) + 1

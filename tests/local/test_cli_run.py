@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,3 +167,41 @@ def test_host_targets_run_one_after_another_whatever_jobs_says(tmp_path: Path) -
     assert local["start_s"] + local["total_s"] <= tmpfs["start_s"] + 0.02
     for phase in ("setup_s", "experiments_s", "teardown_s", "total_s"):
         assert phase in local and phase in tmpfs
+
+
+def _run_with_stderr(stderr_tty: bool, out: Path) -> tuple[str, str]:
+    """`prober run` with stdout a pipe and stderr a real terminal (a pty) or a pipe."""
+    import pty
+
+    argv = [sys.executable, "-m", "prober", "run", "--fs", "tmpfs", "--experiment",
+            "flock.exclusive-exclusive.*", "--out", str(out)]  # fmt: skip
+    if not stderr_tty:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+        return done.stdout, done.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last holder of the terminal closed it
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    stdout = proc.stdout.read().decode() if proc.stdout else ""
+    assert proc.wait(timeout=120) == 0
+    return stdout, b"".join(chunks).decode(errors="replace")
+
+
+def test_a_terminal_gets_the_summary_table_on_stderr_and_stdout_stays_empty(
+    tmp_path: Path,
+) -> None:
+    stdout, stderr = _run_with_stderr(True, tmp_path / "tty")
+    assert "Summary: which APIs exclude, per target" in stderr
+    assert re.search(r"tmpfs +flock +not measured", stderr)
+    assert stdout == ""  # what a script reads is the results files
+    stdout, stderr = _run_with_stderr(False, tmp_path / "pipe")
+    assert "Summary" not in stderr and stdout == ""

@@ -61,6 +61,12 @@ def _own_mount_namespace(targets: list[Target]) -> None:
         )
 
 
+def _wants_lab(fs: str | None, path: Path | None) -> bool:
+    """Does --fs name a lab target? (Selecting makes no lab: that starts on first use.)"""
+    lab = set(registry.lab_names())
+    return fs is not None and any(t.name in lab for t in registry.select(fs, path))
+
+
 def run(
     *,
     fs: str | None,
@@ -83,23 +89,29 @@ def run(
     if not 1 <= jobs <= MAX_JOBS:
         raise UsageError(f"--jobs {jobs}: give 1 to {MAX_JOBS} lab targets at a time")
     experiments = select(load(), experiment, api)
+    fmts = report.parse_formats(formats)
+    check_out_dir(out)
+    docker_host = docker_host_option(docker_host)
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(f"prober: {text}", file=sys.stderr, flush=True)
+
+    if docker_host is None and _wants_lab(fs, path):
+        from prober.lab import default_host
+
+        docker_host = default_host.choose(None, say)
     options = RunOptions(
-        docker_host=docker_host_option(docker_host),
+        docker_host=docker_host,
         base_image=base_image,
         keep=keep,
         step_timeout=step_timeout,
     )
     targets = registry.select(fs, path, options)
-    fmts = report.parse_formats(formats)
-    check_out_dir(out)
     if docker_host == "vm" and any(t.name in registry.lab_names() for t in targets):
         # `--docker-host vm`: start (building once) the Docker-host VM; the lab finds it
         # when it first connects (docker host "vm" is the running VM).
         from prober.lab import vm
-
-        def say(text: str) -> None:
-            if not quiet:
-                print(f"prober: {text}", file=sys.stderr, flush=True)
 
         vm_started = time.monotonic()
         vm.ensure_running(log=say)

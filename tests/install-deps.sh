@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine (run as root):
 # filesystem tools for the loop-mounted targets, QEMU and debootstrap for the Docker-host VM,
-# the Docker client, Chromium for the HTML report test, and prober with its dev extras.
+# the Docker client, Chromium for the HTML report test, and prober with its dev extras in a
+# venv (.venv): Debian's own Python has no pip and refuses system-wide installs (PEP 668).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
   e2fsprogs xfsprogs btrfs-progs util-linux mount procps kmod
   qemu-system-x86 qemu-utils debootstrap docker.io iproute2 iptables
-  chromium samba
+  chromium samba python3-venv
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -18,4 +19,5 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-python3 -m pip install -q -e '.[dev]'
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q -e '.[dev]'

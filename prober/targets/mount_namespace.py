@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from pathlib import Path
 
 # <sched.h>, <sys/mount.h>
 CLONE_NEWNS = 0x00020000
@@ -39,6 +40,10 @@ def enter_private() -> str | None:
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:
         return f"this process runs {threads} threads; unshare(2) would move only one of them"
+    if not _root_is_a_mount_point():
+        # In a chroot whose root is a plain directory, mount(2) on "/" fails, and setns(2)
+        # back to the host's namespace would also move this process out of the chroot.
+        return "the root directory is not a mount point (a chroot?)"
     libc = ctypes.CDLL(None, use_errno=True)
     host = os.open(_SELF_NS, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -54,3 +59,12 @@ def enter_private() -> str | None:
     finally:
         os.close(host)
     return None
+
+
+def _root_is_a_mount_point() -> bool:
+    """proc(5) mountinfo, field 5: the mount point, relative to this process's root."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    return any(len(f := line.split()) > 4 and f[4] == "/" for line in lines)

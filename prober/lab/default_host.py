@@ -14,7 +14,7 @@ from pathlib import Path
 
 # Measured (README): VM built in ~135 s, lab images built and loaded in ~150 s; a warm VM
 # starts in ~35 s.
-FIRST_TIME = "about 5 minutes the first time (building the VM and the lab's images)"
+FIRST_TIME = "about 5 minutes the first time, to build the VM and the lab's images"
 LATER = "about 35 s to start it later"
 DEFAULT_SOCKET = Path("/var/run/docker.sock")
 KERNEL_NEEDS = ("nfsd", "nfs", "cifs")
@@ -60,7 +60,7 @@ def choose(given: str | None, say: Callable[[str], None]) -> str | None:
     )
     say(
         f"lab: no Docker host given and {here}: using prober's Docker-host VM "
-        f"(`prober lab vm up`; {FIRST_TIME}, {LATER}); give --docker-host URL or set "
+        f"(`prober lab vm up`: {FIRST_TIME}; {LATER}); give --docker-host URL or set "
         "DOCKER_HOST to use another Docker host"
     )
     return "vm"

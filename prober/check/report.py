@@ -199,10 +199,10 @@ def exit_decision(
     """The exit code (README) and one sentence saying why."""
     if judged or answers:
         required = [j.worst for j in judged if not j.holds] + [
-            a.worst for a in answers if a.answer in ("broken", "not verified")
+            m.worst for a in answers for m in a.not_proved
         ]
         names = [j.guarantee.name for j in judged if not j.holds] + [
-            f"profile {a.profile.name}" for a in answers if a.answer in ("broken", "not verified")
+            f"profile {a.profile.name}" for a in answers if a.not_proved
         ]
         scope = "required"
     else:  # nothing named: any lock that failed to exclude, any hang
@@ -351,8 +351,11 @@ def render_text(report: dict[str, Any]) -> str:
             out.append(f"required {g['name']}: {state} ({rows})")
     for p in report["profiles"]:
         out.append("")
-        out.append(f"profile {p['profile']} - {p['title']}: {p['answer']}")
-        out += [f"  - {e}" for e in p["evidence"]]
+        out.append(f"profile {p['profile']} - {p['title']}: {_answer(p)}")
+        for m in p["mechanisms"]:
+            if len(p["mechanisms"]) > 1:
+                out.append(f"  {m['name']}: {_answer(m)}")
+            out += [f"  - {e}" for e in m["evidence"]]
     if report["differs"]:
         out.append("")
         out.append("rows that differ from the reference:")
@@ -398,8 +401,12 @@ def render_md(report: dict[str, Any]) -> str:
             rows = ", ".join(f"`{r}` {v}" for r, v in g["rows"].items())
             out.append(f"| `{g['name']}` | {'yes' if g['holds'] else '**no**'} | {_md(rows)} |")
     for p in report["profiles"]:
-        out += ["", f"### Profile `{p['profile']}`: {p['answer']}", "", _md(p["title"]), ""]
-        out += [f"- {_md(e)}" for e in p["evidence"]]
+        out += ["", f"### Profile `{p['profile']}`: {_md(_answer(p))}", "", _md(p["title"]), ""]
+        for m in p["mechanisms"]:
+            if len(p["mechanisms"]) > 1:
+                out += [f"- **{_md(m['name'])}**: {_md(_answer(m))}"]
+            indent = "  " if len(p["mechanisms"]) > 1 else ""
+            out += [f"{indent}- {_md(e)}" for e in m["evidence"]]
     if report["differs"]:
         out += [
             "",
@@ -427,3 +434,9 @@ def render_md(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _answer(entry: dict[str, Any]) -> str:
+    """A profile's or mechanism's answer with how it fails (the symptom or the risk)."""
+    how = entry.get("how") or ""
+    return f"{entry['answer']}: {how}" if how and entry["answer"] != "works" else entry["answer"]

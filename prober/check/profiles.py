@@ -1,11 +1,19 @@
-"""Tool profiles (matrix/profiles.yaml): load, validate, and answer works / broken.
+"""Tool profiles (matrix/profiles.yaml): load, validate, and answer how the tool fares.
 
-A profile's answer:
+A profile names one or more locking mechanisms of a tool (filelock's FileLock and
+SoftFileLock, SQLite's unix and unix-dotfile VFS); each mechanism relies on catalogue rows.
+A mechanism's answer:
 - ``works``: every row it relies on behaves as the reference, across hosts too;
 - ``works on this host only``: it does here, but nothing proved it across machines (no
   two-host mode), or the mount options keep locks local to this client;
-- ``broken``: a row it relies on did not behave as the reference (and is not tolerated);
+- ``fails safe``: a row it relies on refused a lock, failed or hung where the reference grants
+  (``differs``, ``unsupported``, ``hang``): the tool errors or waits, with the symptom the
+  profile names, and nothing is corrupted;
+- ``unsafe``: a lock was granted where it had to exclude (``no-exclusion``), or the tool
+  carries on without a lock after a failure it treats as "locking unsupported": the profile
+  names what can be corrupted or lost;
 - ``not verified``: a row it relies on could not run here (for example on a read-only mount).
+A profile's answer is its first (default) mechanism's.
 """
 
 from __future__ import annotations
@@ -21,13 +29,18 @@ from prober.results import Cell
 from prober.yaml_lines import line_of, load_list
 
 DEFAULT_FILE = MATRIX_DIR / "profiles.yaml"
-PROFILE_KEYS = frozenset(
-    {"name", "title", "pattern", "sources", "relies_on", "cross_host", "tolerates"}
+MECHANISM_KEYS = frozenset(
+    {"relies_on", "cross_host", "tolerates", "unlocked_on", "fails_safe", "unsafe"}
 )
+PROFILE_KEYS = frozenset({"name", "title", "pattern", "sources", "mechanisms"}) | MECHANISM_KEYS
 WORKS = "works"
 LOCAL_ONLY = "works on this host only"
-BROKEN = "broken"
+FAILS_SAFE = "fails safe"
+UNSAFE = "unsafe"
 NOT_VERIFIED = "not verified"
+# Answers that do not prove the tool works: they lead to a non-zero exit like a failed
+# --require (README: exit codes).
+NOT_PROVED = frozenset({FAILS_SAFE, UNSAFE, NOT_VERIFIED})
 
 
 @dataclass(frozen=True)
@@ -37,15 +50,82 @@ class Reliance:
 
 
 @dataclass(frozen=True)
+class Mechanism:
+    name: str
+    relies_on: tuple[Reliance, ...]
+    cross_host: tuple[str, ...] = ()
+    tolerates: dict[str, str] = field(default_factory=dict)  # verdict -> why it is harmless
+    unlocked_on: dict[str, str] = field(default_factory=dict)  # verdict -> the tool carries on
+    fails_safe: str = ""  # what the tool shows when a lock is refused or fails
+    unsafe: str = ""  # what is corrupted or lost when exclusion is lost
+    pattern: str = ""
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     title: str
     pattern: str
     sources: tuple[str, ...]
-    relies_on: tuple[Reliance, ...]
-    cross_host: tuple[str, ...] = ()
-    tolerates: dict[str, str] = field(default_factory=dict)
+    mechanisms: tuple[Mechanism, ...]
     line: int = 0
+
+    @property
+    def relies_on(self) -> tuple[Reliance, ...]:
+        return tuple(r for m in self.mechanisms for r in m.relies_on)
+
+    @property
+    def cross_host(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r for m in self.mechanisms for r in m.cross_host))
+
+
+def _verdict_map(raw: Any, where: str, line: int, error: Any, key: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        error(line, f"{where}.{key}", "must map a verdict to what it means")
+        return {}
+    found = {str(k): str(v) for k, v in raw.items() if k != "__line__"}
+    for verdict in found:
+        if verdict not in {v.value for v in Verdict}:
+            error(line, f"{where}.{key}", f"{verdict!r} is not a verdict")
+    return found
+
+
+def _mechanism(
+    entry: dict[str, Any], name: str, where: str, line: int, known_rows: set[str], error: Any
+) -> Mechanism:
+    relies: list[Reliance] = []
+    raw = entry.get("relies_on")
+    if not isinstance(raw, list) or not raw:
+        error(line, f"{where}.relies_on", "must list the rows the tool relies on")
+        raw = []
+    for item in raw:
+        iline = line_of(item, line)
+        if not isinstance(item, dict) or not item.get("row") or not item.get("why"):
+            error(iline, f"{where}.relies_on", "each item needs `row` and `why`")
+            continue
+        if item["row"] not in known_rows:
+            error(iline, f"{where}.relies_on", f"{item['row']!r} is not a catalogue row")
+        relies.append(Reliance(str(item["row"]), str(item["why"])))
+    cross = entry.get("cross_host", []) or []
+    if not isinstance(cross, list):
+        error(line, f"{where}.cross_host", "must be a list of row IDs")
+        cross = []
+    for row in cross:
+        if row not in known_rows:
+            error(line, f"{where}.cross_host", f"{row!r} is not a cross-host row")
+    for key in ("fails_safe", "unsafe"):
+        if not isinstance(entry.get(key), str) or not entry.get(key):
+            error(line, f"{where}.{key}", "is required: what the tool shows when it happens")
+    return Mechanism(
+        name=name,
+        relies_on=tuple(relies),
+        cross_host=tuple(str(r) for r in cross),
+        tolerates=_verdict_map(entry.get("tolerates") or {}, where, line, error, "tolerates"),
+        unlocked_on=_verdict_map(entry.get("unlocked_on") or {}, where, line, error, "unlocked_on"),
+        fails_safe=" ".join(str(entry.get("fails_safe", "")).split()),
+        unsafe=" ".join(str(entry.get("unsafe", "")).split()),
+        pattern=" ".join(str(entry.get("pattern", "")).split()),
+    )
 
 
 def parse(text: str, file: str, known_rows: set[str]) -> dict[str, Profile]:
@@ -79,42 +159,33 @@ def parse(text: str, file: str, known_rows: set[str]) -> dict[str, Profile]:
         if not isinstance(sources, list) or not sources:
             error(line, f"{where}.sources", "name at least one public source")
             sources = []
-        relies: list[Reliance] = []
-        raw = entry.get("relies_on")
-        if not isinstance(raw, list) or not raw:
-            error(line, f"{where}.relies_on", "must list the rows the tool relies on")
-            raw = []
-        for item in raw:
-            iline = line_of(item, line)
-            if not isinstance(item, dict) or not item.get("row") or not item.get("why"):
-                error(iline, f"{where}.relies_on", "each item needs `row` and `why`")
-                continue
-            if item["row"] not in known_rows:
-                error(iline, f"{where}.relies_on", f"{item['row']!r} is not a catalogue row")
-            relies.append(Reliance(str(item["row"]), str(item["why"])))
-        cross = entry.get("cross_host", []) or []
-        if not isinstance(cross, list):
-            error(line, f"{where}.cross_host", "must be a list of row IDs")
-            cross = []
-        for row in cross:
-            if row not in known_rows:
-                error(line, f"{where}.cross_host", f"{row!r} is not a cross-host row")
-        tolerates = entry.get("tolerates", {}) or {}
-        if not isinstance(tolerates, dict):
-            error(line, f"{where}.tolerates", "must map a verdict to what it means")
-            tolerates = {}
-        tolerated = {k: str(v) for k, v in tolerates.items() if k != "__line__"}
-        for verdict in tolerated:
-            if verdict not in {v.value for v in Verdict}:
-                error(line, f"{where}.tolerates", f"{verdict!r} is not a verdict")
+        mechanisms: list[Mechanism] = []
+        listed = entry.get("mechanisms")
+        if listed is None:
+            mechanisms.append(_mechanism(entry, name, where, line, known_rows, error))
+        elif not isinstance(listed, list) or not listed:
+            error(line, f"{where}.mechanisms", "must list the tool's locking mechanisms")
+        else:
+            if set(entry) & MECHANISM_KEYS:
+                error(line, where, "with `mechanisms`, rows and answers go in each mechanism")
+            for item in listed:
+                iline = line_of(item, line)
+                if not isinstance(item, dict) or not item.get("name"):
+                    error(iline, f"{where}.mechanisms", "each mechanism needs a `name`")
+                    continue
+                mwhere = f"{where}.{item['name']}"
+                extra = set(item) - MECHANISM_KEYS - {"name", "pattern", "__line__"}
+                if extra:
+                    error(iline, mwhere, f"unknown field(s) {', '.join(sorted(extra))}")
+                mechanisms.append(
+                    _mechanism(item, str(item["name"]), mwhere, iline, known_rows, error)
+                )
         profiles[name] = Profile(
             name=name,
             title=str(entry.get("title", "")),
             pattern=" ".join(str(entry.get("pattern", "")).split()),
             sources=tuple(str(s) for s in sources),
-            relies_on=tuple(relies),
-            cross_host=tuple(str(r) for r in cross),
-            tolerates=tolerated,
+            mechanisms=tuple(mechanisms),
             line=line,
         )
     if errors:
@@ -147,18 +218,49 @@ def select(profiles: dict[str, Profile], names: str | None) -> list[Profile]:
 
 
 @dataclass
-class ProfileAnswer:
-    profile: Profile
+class MechanismAnswer:
+    mechanism: Mechanism
     answer: str
+    how: str  # the symptom (fails safe), what is at risk (unsafe), or what is missing
     evidence: list[str]
     worst: str  # the verdict that decides the exit code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.mechanism.name,
+            "answer": self.answer,
+            "how": self.how,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass
+class ProfileAnswer:
+    profile: Profile
+    mechanisms: list[MechanismAnswer]
+
+    @property
+    def default(self) -> MechanismAnswer:
+        return self.mechanisms[0]
+
+    @property
+    def answer(self) -> str:
+        return self.default.answer
+
+    @property
+    def not_proved(self) -> list[MechanismAnswer]:
+        """Mechanisms whose answer leads to a non-zero exit (any of them, as every row a
+        profile names counts)."""
+        return [m for m in self.mechanisms if m.answer in NOT_PROVED]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "profile": self.profile.name,
             "title": self.profile.title,
             "answer": self.answer,
-            "evidence": self.evidence,
+            "how": self.default.how,
+            "evidence": self.default.evidence,
+            "mechanisms": [m.to_dict() for m in self.mechanisms],
             "sources": list(self.profile.sources),
         }
 
@@ -166,52 +268,68 @@ class ProfileAnswer:
 def answer(
     profile: Profile, cells: dict[str, Cell], two_host: bool, local_only: list[str]
 ) -> ProfileAnswer:
-    """Judge one profile on this check's cells; ``local_only`` names mount options that keep
-    locks on this client."""
+    """Judge each of a profile's mechanisms on this check's cells; ``local_only`` names
+    mount options that keep locks on this client."""
+    return ProfileAnswer(
+        profile, [_judge(m, cells, two_host, local_only) for m in profile.mechanisms]
+    )
+
+
+def _judge(
+    mech: Mechanism, cells: dict[str, Cell], two_host: bool, local_only: list[str]
+) -> MechanismAnswer:
     from prober.check.guarantees import worst_of
 
     evidence: list[str] = []
-    failing: list[str] = []
+    unsafe: list[str] = []  # verdicts that lost exclusion
+    unsafe_why: list[str] = []
+    safe: list[str] = []  # verdicts that refused, failed or hung
     missing: list[str] = []
-    for rel in profile.relies_on:
+
+    def weigh(row: str, cell: Cell, why: str, scope: str) -> None:
+        seen = f"{row}: {cell.verdict} ({cell.outcome}){scope}"
+        if cell.verdict == Verdict.AS_REFERENCE.value:
+            evidence.append(f"{row}: {cell.outcome} as documented{scope}")
+        elif cell.verdict in mech.tolerates:
+            evidence.append(f"{seen}: {mech.tolerates[cell.verdict]}")
+        elif cell.verdict in mech.unlocked_on:
+            unsafe.append(cell.verdict)
+            unsafe_why.append(mech.unlocked_on[cell.verdict])
+            evidence.append(f"{seen}: {mech.unlocked_on[cell.verdict]}")
+        else:
+            (unsafe if cell.verdict == Verdict.NO_EXCLUSION.value else safe).append(cell.verdict)
+            detail = f"; {cell.explanation}" if cell.explanation else ""
+            evidence.append(f"{seen}" + (f" - {why}" if why else "") + detail)
+
+    for rel in mech.relies_on:
         cell = cells.get(rel.row)
         if cell is None or cell.verdict == Verdict.NOT_APPLICABLE.value:
-            why = cell.explanation if cell is not None else "not run here"
+            reason = cell.explanation if cell is not None else "not run here"
             missing.append(rel.row)
-            evidence.append(f"{rel.row}: not run ({why})")
-            continue
-        if cell.verdict == Verdict.AS_REFERENCE.value:
-            evidence.append(f"{rel.row}: {cell.outcome} as documented")
-        elif cell.verdict in profile.tolerates:
-            evidence.append(
-                f"{rel.row}: {cell.verdict} ({cell.outcome}): {profile.tolerates[cell.verdict]}"
-            )
+            evidence.append(f"{rel.row}: not run ({reason})")
         else:
-            failing.append(cell.verdict)
-            evidence.append(
-                f"{rel.row}: {cell.verdict} ({cell.outcome}) - {rel.why}"
-                + (f"; {cell.explanation}" if cell.explanation else "")
-            )
-    if failing:
-        return ProfileAnswer(profile, BROKEN, evidence, worst_of(failing))
+            weigh(rel.row, cell, rel.why, "")
+    crossed = [row for row in mech.cross_host if row in cells]
+    for row in crossed:
+        weigh(row, cells[row], "", " across hosts")
+    if unsafe:
+        lost = [mech.unsafe] if Verdict.NO_EXCLUSION.value in unsafe else []
+        how = "; ".join(dict.fromkeys([*lost, *unsafe_why]))
+        return MechanismAnswer(mech, UNSAFE, how, evidence, worst_of(unsafe))
+    if safe:
+        how = mech.fails_safe
+        if Verdict.HANG.value in safe:
+            how += " (a lock call hung here: the tool may wait without end)"
+        return MechanismAnswer(mech, FAILS_SAFE, how, evidence, worst_of(safe))
     if missing:
-        return ProfileAnswer(profile, NOT_VERIFIED, evidence, "not run")
-    cross_failing: list[str] = []
-    for row in profile.cross_host:
-        cell = cells.get(row)
-        if cell is None:
-            continue
-        if cell.verdict == Verdict.AS_REFERENCE.value:
-            evidence.append(f"{row}: {cell.outcome} as documented (across hosts)")
-        elif cell.verdict not in profile.tolerates:
-            cross_failing.append(cell.verdict)
-            evidence.append(f"{row}: {cell.verdict} ({cell.outcome}) across hosts")
-    if cross_failing:
-        return ProfileAnswer(profile, BROKEN, evidence, worst_of(cross_failing))
+        how = f"not run here: {', '.join(missing)}"
+        return MechanismAnswer(mech, NOT_VERIFIED, how, evidence, "not run")
     if local_only:
-        evidence.append(f"mount options keep locks on this client: {', '.join(local_only)}")
-        return ProfileAnswer(profile, LOCAL_ONLY, evidence, Verdict.AS_REFERENCE.value)
-    if not two_host or not any(row in cells for row in profile.cross_host):
-        evidence.append("not verified across hosts (run with --peer / --join)")
-        return ProfileAnswer(profile, LOCAL_ONLY, evidence, Verdict.AS_REFERENCE.value)
-    return ProfileAnswer(profile, WORKS, evidence, Verdict.AS_REFERENCE.value)
+        how = f"mount options keep locks on this client: {', '.join(local_only)}"
+        evidence.append(how)
+        return MechanismAnswer(mech, LOCAL_ONLY, how, evidence, Verdict.AS_REFERENCE.value)
+    if not two_host or not crossed:
+        how = "not verified across hosts (run with --peer / --join)"
+        evidence.append(how)
+        return MechanismAnswer(mech, LOCAL_ONLY, how, evidence, Verdict.AS_REFERENCE.value)
+    return MechanismAnswer(mech, WORKS, "", evidence, Verdict.AS_REFERENCE.value)

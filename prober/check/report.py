@@ -199,10 +199,10 @@ def exit_decision(
     """The exit code (README) and one sentence saying why."""
     if judged or answers:
         required = [j.worst for j in judged if not j.holds] + [
-            a.worst for a in answers if a.answer in ("broken", "not verified")
+            m.worst for a in answers for m in a.not_proved
         ]
         names = [j.guarantee.name for j in judged if not j.holds] + [
-            f"profile {a.profile.name}" for a in answers if a.answer in ("broken", "not verified")
+            f"profile {a.profile.name}" for a in answers if a.not_proved
         ]
         scope = "required"
     else:  # nothing named: any lock that failed to exclude, any hang

@@ -60,8 +60,11 @@ def check_text(report: dict[str, Any]) -> str:
             out.append(f"required {g['name']}: {state} ({rows})")
     for p in report["profiles"]:
         out.append("")
-        out.append(f"profile {p['profile']} - {p['title']}: {p['answer']}")
-        out += [f"  - {e}" for e in p["evidence"]]
+        out.append(f"profile {p['profile']} - {p['title']}: {_answer(p)}")
+        for m in p["mechanisms"]:
+            if len(p["mechanisms"]) > 1:
+                out.append(f"  {m['name']}: {_answer(m)}")
+            out += [f"  - {e}" for e in m["evidence"]]
     if report["differs"]:
         out.append("")
         out.append("rows that differ from the reference:")
@@ -107,8 +110,12 @@ def check_markdown(report: dict[str, Any]) -> str:
             rows = ", ".join(f"`{r}` {v}" for r, v in g["rows"].items())
             out.append(f"| `{g['name']}` | {'yes' if g['holds'] else '**no**'} | {_md(rows)} |")
     for p in report["profiles"]:
-        out += ["", f"### Profile `{p['profile']}`: {p['answer']}", "", _md(p["title"]), ""]
-        out += [f"- {_md(e)}" for e in p["evidence"]]
+        out += ["", f"### Profile `{p['profile']}`: {_md(_answer(p))}", "", _md(p["title"]), ""]
+        for m in p["mechanisms"]:
+            if len(p["mechanisms"]) > 1:
+                out += [f"- **{_md(m['name'])}**: {_md(_answer(m))}"]
+            indent = "  " if len(p["mechanisms"]) > 1 else ""
+            out += [f"{indent}- {_md(e)}" for e in m["evidence"]]
     if report["differs"]:
         out += [
             "",
@@ -136,3 +143,9 @@ def check_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _answer(entry: dict[str, Any]) -> str:
+    """A profile's or mechanism's answer with how it fails (the symptom or the risk)."""
+    how = entry.get("how") or ""
+    return f"{entry['answer']}: {how}" if how and entry["answer"] != "works" else entry["answer"]

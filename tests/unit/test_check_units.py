@@ -67,8 +67,26 @@ def test_the_shipped_profiles_load_and_cite_sources() -> None:
         (
             "profiles:\n  - name: x\n    title: t\n    pattern: p\n    sources: [s]\n"
             "    relies_on: [{row: flock.shared-shared.processes, why: w}]\n"
-            "    tolerates: {fine: ok}\n",
+            "    fails_safe: f\n    unsafe: u\n    tolerates: {fine: ok}\n",
             ":2: x.tolerates: 'fine' is not a verdict",
+        ),
+        (
+            "profiles:\n  - name: x\n    title: t\n    pattern: p\n    sources: [s]\n"
+            "    relies_on: [{row: flock.shared-shared.processes, why: w}]\n    unsafe: u\n",
+            ":2: x.fails_safe: is required: what the tool shows when it happens",
+        ),
+        (
+            "profiles:\n  - name: x\n    title: t\n    pattern: p\n    sources: [s]\n"
+            "    relies_on: [{row: flock.shared-shared.processes, why: w}]\n"
+            "    mechanisms: [{name: m}]\n",
+            ":2: x: with `mechanisms`, rows and answers go in each mechanism",
+        ),
+        (
+            "profiles:\n  - name: x\n    title: t\n    pattern: p\n    sources: [s]\n"
+            "    mechanisms:\n      - name: m\n        fails_safe: f\n        unsafe: u\n"
+            "        relies_on: [{row: flock.shared-shared.processes, why: w}]\n"
+            "        unlocked_on: {hung: h}\n",
+            ":7: x.m.unlocked_on: 'hung' is not a verdict",
         ),
     ],
 )

@@ -82,17 +82,11 @@ def check_format(text: str) -> Format:
     return fmt
 
 
-def file_suffix(fmt: str) -> str:
-    """The file name extension for a format, e.g. ".md"."""
-    return get_format(fmt).suffix
-
-
 __all__ = [
     "CHECK_FORMAT_NAMES",
     "FORMAT_NAMES",
     "Format",
     "check_format",
-    "file_suffix",
     "get_format",
     "parse_formats",
     "parse_one",

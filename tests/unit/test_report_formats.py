@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from prober.errors import UsageError
-from prober.report import FORMAT_NAMES, file_suffix, get_format, parse_formats
+from prober.report import FORMAT_NAMES, get_format, parse_formats
 from prober.report.markdown import escape as md_escape
 from prober.results import RunResults
 from tests.report_helpers import render
@@ -32,7 +32,7 @@ def test_every_format_renders_every_cell(results: RunResults, fmt: str) -> None:
     text = render(results, fmt)
     for cell in results.cells:
         assert cell.experiment in text
-    assert file_suffix(fmt).startswith(".")
+    assert get_format(fmt).suffix.startswith(".")
 
 
 def test_unknown_format_is_a_usage_error() -> None:

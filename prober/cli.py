@@ -219,7 +219,7 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
     format: Annotated[
         str,
-        typer.Option("--format", "-f", help="One of text (the default), md, json, yaml."),
+        typer.Option("--format", "-f", help="One of text (the default), md, html, json, yaml."),
     ] = "text",
     peer: Annotated[
         bool, typer.Option("--peer", help="Two-host mode: print a join token and wait for it.")

@@ -10,7 +10,7 @@ from prober.report.base import Format
 
 FORMAT_NAMES = ("text", "md", "rst", "html", "json", "yaml", "csv")
 # A check is one storage, not a matrix: these formats have a form for it.
-CHECK_FORMAT_NAMES = ("text", "md", "json", "yaml")
+CHECK_FORMAT_NAMES = ("text", "md", "html", "json", "yaml")
 _ALIASES = {
     "txt": "text",
     "markdown": "md",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def _fingerprint_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
+def fingerprint_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     fp = report["fingerprint"]
     opts = fp.get("lock_options") or {}
     where = f"{fp.get('fstype')} (statfs: {fp.get('statfs_name')})"
@@ -40,7 +40,7 @@ def _fingerprint_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _skipped_groups(skipped: dict[str, str]) -> dict[str, int]:
+def skipped_groups(skipped: dict[str, str]) -> dict[str, int]:
     groups: dict[str, int] = {}
     for why in skipped.values():
         groups[why] = groups.get(why, 0) + 1
@@ -49,7 +49,7 @@ def _skipped_groups(skipped: dict[str, str]) -> dict[str, int]:
 
 def check_text(report: dict[str, Any]) -> str:
     out = [f"prober check {report['path']} ({report['mode']})"]
-    out += [f"  {k:<13}{v}" for k, v in _fingerprint_lines(report)]
+    out += [f"  {k:<13}{v}" for k, v in fingerprint_lines(report)]
     out.append("")
     out += [line["text"] for line in report["summary"]]
     if report["guarantees"]:
@@ -60,10 +60,10 @@ def check_text(report: dict[str, Any]) -> str:
             out.append(f"required {g['name']}: {state} ({rows})")
     for p in report["profiles"]:
         out.append("")
-        out.append(f"profile {p['profile']} - {p['title']}: {_answer(p)}")
+        out.append(f"profile {p['profile']} - {p['title']}: {answer(p)}")
         for m in p["mechanisms"]:
             if len(p["mechanisms"]) > 1:
-                out.append(f"  {m['name']}: {_answer(m)}")
+                out.append(f"  {m['name']}: {answer(m)}")
             out += [f"  - {e}" for e in m["evidence"]]
     if report["differs"]:
         out.append("")
@@ -80,7 +80,7 @@ def check_text(report: dict[str, Any]) -> str:
             out.append(f"  - {a['problem']}: {a['advice']}")
     if report["skipped"]:
         out.append("")
-        groups = _skipped_groups(report["skipped"])
+        groups = skipped_groups(report["skipped"])
         out.append(f"skipped {len(report['skipped'])} row(s):")
         out += [f"  - {n} row(s): {why}" for why, n in groups.items()]
     counts = ", ".join(f"{n} {v}" for v, n in report["counts"].items())
@@ -99,7 +99,7 @@ def _md(text: Any) -> str:
 def check_markdown(report: dict[str, Any]) -> str:
     out = [f"## prober check `{report['path']}` ({report['mode']})", ""]
     out += ["| | |", "|---|---|"]
-    out += [f"| {k} | {_md(v)} |" for k, v in _fingerprint_lines(report)]
+    out += [f"| {k} | {_md(v)} |" for k, v in fingerprint_lines(report)]
     out += ["", "### Summary", ""]
     out += [
         f"- **{line['api']}**: {_md(line['text'].split(': ', 1)[-1])}" for line in report["summary"]
@@ -110,10 +110,10 @@ def check_markdown(report: dict[str, Any]) -> str:
             rows = ", ".join(f"`{r}` {v}" for r, v in g["rows"].items())
             out.append(f"| `{g['name']}` | {'yes' if g['holds'] else '**no**'} | {_md(rows)} |")
     for p in report["profiles"]:
-        out += ["", f"### Profile `{p['profile']}`: {_md(_answer(p))}", "", _md(p["title"]), ""]
+        out += ["", f"### Profile `{p['profile']}`: {_md(answer(p))}", "", _md(p["title"]), ""]
         for m in p["mechanisms"]:
             if len(p["mechanisms"]) > 1:
-                out += [f"- **{_md(m['name'])}**: {_md(_answer(m))}"]
+                out += [f"- **{_md(m['name'])}**: {_md(answer(m))}"]
             indent = "  " if len(p["mechanisms"]) > 1 else ""
             out += [f"{indent}- {_md(e)}" for e in m["evidence"]]
     if report["differs"]:
@@ -134,9 +134,7 @@ def check_markdown(report: dict[str, Any]) -> str:
         out += [f"- **{_md(a['problem'])}**: {_md(a['advice'])}" for a in report["advice"]]
     if report["skipped"]:
         out += ["", f"### Skipped ({len(report['skipped'])})", ""]
-        out += [
-            f"- {n} row(s): {_md(why)}" for why, n in _skipped_groups(report["skipped"]).items()
-        ]
+        out += [f"- {n} row(s): {_md(why)}" for why, n in skipped_groups(report["skipped"]).items()]
     out += [
         "",
         f"Exit {report['exit_code']}: {_md(report['exit_reason'])} ({report['wall_time_s']:.1f} s)",
@@ -145,7 +143,7 @@ def check_markdown(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _answer(entry: dict[str, Any]) -> str:
+def answer(entry: dict[str, Any]) -> str:
     """A profile's or mechanism's answer with how it fails (the symptom or the risk)."""
     how = entry.get("how") or ""
     return f"{entry['answer']}: {how}" if how and entry["answer"] != "works" else entry["answer"]

@@ -13,7 +13,6 @@ from html import escape
 from typing import Any
 
 from prober.report import views
-from prober.report.base import no_check_form
 from prober.report.diff import Diff
 from prober.report.matrix import Column, Matrix, cell_label
 from prober.report.notes import LEGEND, symbol
@@ -267,7 +266,9 @@ class HtmlFormat:
         return _page(views.TITLE, body)
 
     def check(self, report: dict[str, Any]) -> str:
-        return no_check_form(self.name)
+        from prober.report.check_html import check_html
+
+        return check_html(report)
 
     def diff(self, diff: Diff) -> str:
         title = f"prober diff: {diff.old_label} -> {diff.new_label}"

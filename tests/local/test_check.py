@@ -166,7 +166,7 @@ def test_text_and_markdown_output(tmpfs: Path) -> None:
 
 def test_every_check_format_is_the_report_formats_and_ends_its_last_line(tmpfs: Path) -> None:
     outputs = {}
-    for fmt in ("text", "md", "json", "yaml"):
+    for fmt in ("text", "md", "html", "json", "yaml"):
         done = prober("check", str(tmpfs), "--format", fmt)
         assert done.returncode == 0, done.stderr
         assert done.stdout.endswith("\n") and not done.stdout.endswith("\n\n"), fmt
@@ -175,6 +175,7 @@ def test_every_check_format_is_the_report_formats_and_ends_its_last_line(tmpfs: 
     # --json is --format json; the keys scripts read are kept.
     assert {"schema", "fingerprint", "summary", "exit_code", "cells"} <= set(as_json)
     assert yaml.safe_load(outputs["yaml"])["schema"] == as_json["schema"]
+    assert outputs["html"].startswith("<!doctype html>") and "<h2>Summary</h2>" in outputs["html"]
 
 
 # -- bad input: exit 2, nothing created -----------------------------------------------------------
@@ -186,7 +187,7 @@ def test_every_check_format_is_the_report_formats_and_ends_its_last_line(tmpfs: 
         (["--require", "posix:cross-host"], "needs two hosts"),
         (["--join", "not-a-token"], "not a join token"),
         (["--json", "--format", "md"], "give one of them"),
-        (["--format", "html"], "prober check prints text, md, json, yaml"),
+        (["--format", "csv"], "prober check prints text, md, html, json, yaml"),
         (["--format", "md,json"], "prints one report; give one format"),
         (["--format", "pdf"], "unknown report format 'pdf'"),
         (["--step-timeout", "0"], "positive number"),

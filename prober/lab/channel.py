@@ -139,6 +139,13 @@ class DockerExecChannel:
         self._closed = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+        # docker-py keeps the exec's HTTP response on the stream; closed only when collected,
+        # after the socket, it flushes a closed file (Python 3.13: "Exception ignored" lines
+        # at exit). Closed here, first.
+        response = getattr(self._stream, "_response", None)
+        with contextlib.suppress(Exception):
+            if response is not None:
+                response.close()
         with contextlib.suppress(OSError):
             self.sock.close()
         with contextlib.suppress(Exception):

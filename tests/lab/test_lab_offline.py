@@ -86,6 +86,7 @@ def test_servers_ship_prober_and_the_client_installs_it_from_a_wheel() -> None:
     assert {"prober/agent.py", "prober/_data/matrix/experiments.yaml"} <= wheel_names
     assert not any("__pycache__" in n for n in wheel_names)
     # The same source gives the same wheel, so a warm run rebuilds nothing.
-    assert images._context(images.SPECS["client"])[-1].data == client[name].data
+    again = {e.name: e.data for e in images._context(images.SPECS["client"])}
+    assert again[name] == client[name].data
     base = {e.name for e in images._context(images.SPECS["base"])}
     assert not any(n.startswith(("prober/", "wheel/")) for n in base)

@@ -133,7 +133,9 @@ def _profile_answers(lab: Lab, target: str) -> dict[str, str]:
     if target not in PROFILE_ANSWERS:
         path = f"/lab/{target}/run"
         leader, joiner = two_host_check(lab, path, "--profile", PROFILES)
-        assert leader.stdout == joiner.stdout, (leader.stderr, joiner.stderr)
+        assert leader.stdout and leader.stdout == joiner.stdout, (
+            leader.code, leader.stderr[-2000:], joiner.code, joiner.stderr[-2000:]
+        )
         answers = {}
         for profile in leader.report["profiles"]:
             for mech in profile["mechanisms"]:

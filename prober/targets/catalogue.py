@@ -40,6 +40,7 @@ SERVER_KINDS = {
     "samba": ServerKindRules(
         mount="cifs", settings=frozenset({"share"}), required=frozenset({"share"})
     ),
+    "ganesha": ServerKindRules(mount="nfs"),
 }
 # What the lab can check the Docker host's kernel for (prober.lab.daemon.kernel_support).
 KERNEL_FILESYSTEMS = ("nfs", "nfs4", "nfsd", "cifs")

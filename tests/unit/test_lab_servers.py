@@ -40,6 +40,11 @@ def test_the_containers_are_made_as_before() -> None:
             "volumes": {"prober-run-smb-export": {"bind": "/export", "mode": "rw"}},
             "environment": {"PROBER_SMB_PASSWORD": PASSWORD},
         },
+        "ganesha-server": {
+            "cap_add": ["DAC_READ_SEARCH"],
+            "security_opt": ["seccomp=unconfined"],
+            "volumes": {"prober-run-ganesha-export": {"bind": "/export", "mode": "rw"}},
+        },
     }
     images = {role: spec.image for role, spec in roles(specs, kinds).items()}
     assert images == {
@@ -47,6 +52,7 @@ def test_the_containers_are_made_as_before() -> None:
         "client2": "client",
         "nfs-server": "nfs-server",
         "smb-server": "smb-server",
+        "ganesha-server": "ganesha-server",
     }
 
 
@@ -58,6 +64,15 @@ def test_nfs_mounts_name_the_export_as_each_version_sees_it() -> None:
     assert nfsd.mount_source("10.0.0.2", known.get("nfs4.2")) == "10.0.0.2:/nfs4.2"
     assert nfsd.mount_credentials() == ""
     assert mounts.client_options(known.get("nfs4.1")) == "vers=4.1"
+    # Ganesha's Pseudo = / puts /export where nfsd's fsid=0 does: the same paths.
+    ganesha = servers.KINDS["ganesha"](print)
+    assert ganesha.mount_source("10.0.0.4", known.get("ganesha-nfs3")) == (
+        "10.0.0.4:/export/ganesha-nfs3"
+    )
+    assert (
+        ganesha.mount_source("10.0.0.4", known.get("ganesha-nfs4.1")) == "10.0.0.4:/ganesha-nfs4.1"
+    )
+    assert ganesha.role != nfsd.role  # its own container, address and port 2049
 
 
 def test_smb_mounts_and_wire_clients_reach_the_targets_share() -> None:
@@ -76,3 +91,4 @@ def test_smb_mounts_and_wire_clients_reach_the_targets_share() -> None:
         "root": "smb3/run",
     }
     assert mounts.client_options(known.get("smb3-nobrl")) == "vers=3.1.1,nobrl,file_mode=0666"
+

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prober.lab.servers.base import Server, ServerInfo, export_dir
+from prober.lab.servers.ganesha import Ganesha
 from prober.lab.servers.nfsd import KernelNfsd
 from prober.lab.servers.samba import Samba
 
@@ -13,6 +14,7 @@ from prober.lab.servers.samba import Samba
 KINDS: dict[str, Callable[[Callable[[str], None]], Server]] = {
     "nfsd": KernelNfsd,
     "samba": Samba,
+    "ganesha": Ganesha,
 }
 
 __all__ = ["KINDS", "Server", "ServerInfo", "export_dir"]

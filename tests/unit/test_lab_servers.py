@@ -26,6 +26,7 @@ def test_the_containers_are_made_as_before() -> None:
     client = {
         "cap_add": ["SYS_ADMIN", "DAC_READ_SEARCH"],
         "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+        "device_cgroup_rules": ["c 10:229 rwm"],
         "volumes": {"prober-run-volume": {"bind": "/lab/volume", "mode": "rw"}},
         "tmpfs": {"/lab/container-tmpfs": "rw,mode=1777"},
     }
@@ -45,6 +46,9 @@ def test_the_containers_are_made_as_before() -> None:
             "security_opt": ["seccomp=unconfined"],
             "volumes": {"prober-run-ganesha-export": {"bind": "/export", "mode": "rw"}},
         },
+        "sshfs-server": {
+            "volumes": {"prober-run-sshfs-export": {"bind": "/export", "mode": "rw"}},
+        },
     }
     images = {role: spec.image for role, spec in roles(specs, kinds).items()}
     assert images == {
@@ -53,6 +57,7 @@ def test_the_containers_are_made_as_before() -> None:
         "nfs-server": "nfs-server",
         "smb-server": "smb-server",
         "ganesha-server": "ganesha-server",
+        "sshfs-server": "sshfs-server",
     }
 
 
@@ -92,3 +97,16 @@ def test_smb_mounts_and_wire_clients_reach_the_targets_share() -> None:
     }
     assert mounts.client_options(known.get("smb3-nobrl")) == "vers=3.1.1,nobrl,file_mode=0666"
 
+
+def test_sshfs_mounts_the_targets_directory_with_keys_made_in_the_lab() -> None:
+    known = catalogue.load()
+    sshd = servers.KINDS["sshd"](print)
+    sshfs = known.get("sshfs")
+    assert sshd.mount_source("10.0.0.5", sshfs) == "root@10.0.0.5:/export/sshfs"
+    assert mounts.client_options(sshfs) == "allow_other"
+    # ssh_config(5) options: the client's own key, the server's host key checked.
+    options = dict(o.split("=", 1) for o in sshd.mount_credentials().split(","))
+    assert options["StrictHostKeyChecking"] == "yes"
+    assert options["BatchMode"] == "yes"
+    assert options["IdentityFile"].startswith("/root/.ssh/")
+    assert options["UserKnownHostsFile"].startswith("/root/.ssh/")

@@ -89,7 +89,7 @@ def test_a_good_catalogue_parses() -> None:
     [
         (
             ("kind: nfsd", "kind: knfsd"),
-            r"^<t>:13: nfs4.2: server.kind: 'knfsd' is not one of nfsd, samba, ganesha$",
+            r"^<t>:13: nfs4.2: server.kind: 'knfsd' is not one of nfsd, samba, ganesha, sshd$",
         ),
         (
             ("    runs: host\n", "    runs: host\n    colour: red\n"),

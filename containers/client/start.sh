@@ -10,6 +10,8 @@ stop() {
 }
 trap stop TERM INT
 mkdir -p /lab
+# FUSE mounts (sshfs) need /dev/fuse; the container may use it (its device cgroup rule).
+[ -e /dev/fuse ] || mknod -m 0666 /dev/fuse c 10 229 || say "no /dev/fuse (FUSE mounts will fail)"
 rpcbind -w && rpc.statd --no-notify || say "rpc.statd did not start (NFSv3 locks will fail)"
 say ready
 while :; do

@@ -15,6 +15,17 @@ from prober.results import Cell
 
 LOCK_APIS = ("flock", "posix", "ofd")
 
+# FUSE subtypes known to implement no lock operation: libfuse's fuse.h, of lock and flock,
+# "if this method is not implemented, the kernel will still allow file locking to work
+# locally" - so every lock stays on the client that took it.
+LOCAL_FUSE = {
+    "sshfs": (
+        "sshfs implements no lock operation (libfuse/sshfs#55): flock, POSIX and OFD locks "
+        "exclude only processes on this client, never another machine mounting the same "
+        "directory; keep lock files on storage whose locks reach a server"
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Advice:
@@ -173,11 +184,14 @@ def _mount_options(cells: Cells, fp: Fingerprint) -> list[Advice]:
                 "flock and POSIX locks fail (ENOSYS); mount with -o flock",
             )
         )
-    if opts.get("fuse_subtype"):
+    subtype = opts.get("fuse_subtype")
+    if subtype in LOCAL_FUSE:
+        out.append(Advice(f"fuse-{subtype}", f"a FUSE filesystem ({subtype})", LOCAL_FUSE[subtype]))
+    elif subtype:
         out.append(
             Advice(
                 "fuse",
-                f"a FUSE filesystem ({opts['fuse_subtype']})",
+                f"a FUSE filesystem ({subtype})",
                 "the FUSE daemon decides what locks mean; without its own lock support the "
                 "kernel keeps them local to this machine: verify across hosts with --peer",
             )

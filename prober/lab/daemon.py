@@ -108,6 +108,7 @@ def kernel_release(client: Any) -> str:
 # modules.dep says whether it can be).
 _MODULES = {"nfs": "fs/nfs/nfs.ko", "nfs4": "fs/nfs/nfsv4.ko", "nfsd": "fs/nfsd/nfsd.ko"}
 _MODULES["cifs"] = "fs/smb/client/cifs.ko"
+_MODULES["fuse"] = "fs/fuse/fuse.ko"
 
 PROBE_SCRIPT = r"""
 fs=$(awk '{print $NF}' /proc/filesystems | tr '\n' ' ')

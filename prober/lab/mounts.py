@@ -10,6 +10,12 @@ from prober.lab.topology import Lab
 from prober.targets.catalogue import TargetSpec
 
 MOUNT_TIMEOUT_S = 60.0
+# mount(8) with its output in a file, shown once it returns: a FUSE mount leaves its daemon
+# (sshfs, and the ssh under it) holding the output it inherited, and the exec would wait for
+# that output to end as long as the mount lives.
+DETACHED = (
+    'log=$(mktemp); mount "$@" >"$log" 2>&1 </dev/null; rc=$?; cat "$log"; rm -f "$log"; exit $rc'
+)
 UMOUNT_TIMEOUT_S = 20.0
 
 
@@ -28,9 +34,10 @@ def mount(lab: Lab, role: str, spec: TargetSpec, source: str, credentials: str =
     options = client_options(spec)
     given = ",".join(o for o in (options, credentials) if o)
     lab.must(role, ["mkdir", "-p", point], f"making {point}")
+    argv = ["-t", spec.mount.type, *(["-o", given] if given else []), source, point]
     lab.must(
         role,
-        ["mount", "-t", spec.mount.type, *(["-o", given] if given else []), source, point],
+        ["sh", "-c", DETACHED, "sh", *argv],
         f"mount -t {spec.mount.type} -o {options} (target {spec.name})",
         MOUNT_TIMEOUT_S,
     )

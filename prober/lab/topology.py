@@ -42,6 +42,7 @@ Log = Callable[[str], None]
 Builder = Callable[[Log], AbstractContextManager[BuildDaemon | None]]
 EXEC_TIMEOUT_S = 60.0
 CLIENTS = ("client1", "client2")
+FUSE_DEVICE_RULE = "c 10:229 rwm"  # /dev/fuse (devices.txt: misc 229)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Role:
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
     security_opt: tuple[str, ...] = ()
+    device_cgroup_rules: tuple[str, ...] = ()  # devices it may use (docker --device-cgroup-rule)
     environment: dict[str, str] = field(default_factory=dict)
 
     def create_kwargs(self, volume: Callable[[str], str]) -> dict[str, Any]:
@@ -65,6 +67,8 @@ class Role:
             kwargs["cap_add"] = list(self.cap_add)
         if self.security_opt:
             kwargs["security_opt"] = list(self.security_opt)
+        if self.device_cgroup_rules:
+            kwargs["device_cgroup_rules"] = list(self.device_cgroup_rules)
         if self.volumes:
             kwargs["volumes"] = {
                 volume(purpose): {"bind": point, "mode": "rw"}
@@ -79,13 +83,16 @@ class Role:
 
 def client_role(volumes: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None) -> Role:
     """A client container: mount(2) needs CAP_SYS_ADMIN, and seccomp and AppArmor unconfined
-    (the default profiles refuse mount even with the capability)."""
+    (the default profiles refuse mount even with the capability). FUSE mounts (sshfs) need
+    /dev/fuse (10:229), which the client makes itself: the Docker host may not have the node
+    before its fuse module is loaded, and opening it loads the module."""
     return Role(
         "client",
         volumes=dict(volumes or {}),
         tmpfs=dict(tmpfs or {}),
         cap_add=("SYS_ADMIN", "DAC_READ_SEARCH"),
         security_opt=("seccomp=unconfined", "apparmor=unconfined"),
+        device_cgroup_rules=(FUSE_DEVICE_RULE,),
     )
 
 

@@ -40,9 +40,11 @@ SERVER_KINDS = {
     "samba": ServerKindRules(
         mount="cifs", settings=frozenset({"share"}), required=frozenset({"share"})
     ),
+    "ganesha": ServerKindRules(mount="nfs"),
+    "sshd": ServerKindRules(mount="fuse.sshfs"),
 }
 # What the lab can check the Docker host's kernel for (prober.lab.daemon.kernel_support).
-KERNEL_FILESYSTEMS = ("nfs", "nfs4", "nfsd", "cifs")
+KERNEL_FILESYSTEMS = ("nfs", "nfs4", "nfsd", "cifs", "fuse")
 
 TARGET_KEYS = frozenset(
     {

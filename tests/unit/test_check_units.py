@@ -180,7 +180,8 @@ def test_server_and_export_from_the_mount_source(
         ("nfs", {"nolock": True, "vers": "3"}, "nfs-nolock"),
         ("lustre", {"localflock": True}, "lustre-localflock"),
         ("lustre", {"noflock": True}, "lustre-noflock"),
-        ("fuse.sshfs", {"fuse_subtype": "sshfs"}, "fuse"),
+        ("fuse.sshfs", {"fuse_subtype": "sshfs"}, "fuse-sshfs"),
+        ("fuse.s3fs", {"fuse_subtype": "s3fs"}, "fuse"),
     ],
 )
 def test_mount_options_that_keep_locks_local_get_advice(

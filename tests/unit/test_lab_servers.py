@@ -26,6 +26,7 @@ def test_the_containers_are_made_as_before() -> None:
     client = {
         "cap_add": ["SYS_ADMIN", "DAC_READ_SEARCH"],
         "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+        "device_cgroup_rules": ["c 10:229 rwm"],
         "volumes": {"prober-run-volume": {"bind": "/lab/volume", "mode": "rw"}},
         "tmpfs": {"/lab/container-tmpfs": "rw,mode=1777"},
     }
@@ -40,6 +41,14 @@ def test_the_containers_are_made_as_before() -> None:
             "volumes": {"prober-run-smb-export": {"bind": "/export", "mode": "rw"}},
             "environment": {"PROBER_SMB_PASSWORD": PASSWORD},
         },
+        "ganesha-server": {
+            "cap_add": ["DAC_READ_SEARCH"],
+            "security_opt": ["seccomp=unconfined"],
+            "volumes": {"prober-run-ganesha-export": {"bind": "/export", "mode": "rw"}},
+        },
+        "sshfs-server": {
+            "volumes": {"prober-run-sshfs-export": {"bind": "/export", "mode": "rw"}},
+        },
     }
     images = {role: spec.image for role, spec in roles(specs, kinds).items()}
     assert images == {
@@ -47,6 +56,8 @@ def test_the_containers_are_made_as_before() -> None:
         "client2": "client",
         "nfs-server": "nfs-server",
         "smb-server": "smb-server",
+        "ganesha-server": "ganesha-server",
+        "sshfs-server": "sshfs-server",
     }
 
 
@@ -58,6 +69,15 @@ def test_nfs_mounts_name_the_export_as_each_version_sees_it() -> None:
     assert nfsd.mount_source("10.0.0.2", known.get("nfs4.2")) == "10.0.0.2:/nfs4.2"
     assert nfsd.mount_credentials() == ""
     assert mounts.client_options(known.get("nfs4.1")) == "vers=4.1"
+    # Ganesha's Pseudo = / puts /export where nfsd's fsid=0 does: the same paths.
+    ganesha = servers.KINDS["ganesha"](print)
+    assert ganesha.mount_source("10.0.0.4", known.get("ganesha-nfs3")) == (
+        "10.0.0.4:/export/ganesha-nfs3"
+    )
+    assert (
+        ganesha.mount_source("10.0.0.4", known.get("ganesha-nfs4.1")) == "10.0.0.4:/ganesha-nfs4.1"
+    )
+    assert ganesha.role != nfsd.role  # its own container, address and port 2049
 
 
 def test_smb_mounts_and_wire_clients_reach_the_targets_share() -> None:
@@ -76,3 +96,17 @@ def test_smb_mounts_and_wire_clients_reach_the_targets_share() -> None:
         "root": "smb3/run",
     }
     assert mounts.client_options(known.get("smb3-nobrl")) == "vers=3.1.1,nobrl,file_mode=0666"
+
+
+def test_sshfs_mounts_the_targets_directory_with_keys_made_in_the_lab() -> None:
+    known = catalogue.load()
+    sshd = servers.KINDS["sshd"](print)
+    sshfs = known.get("sshfs")
+    assert sshd.mount_source("10.0.0.5", sshfs) == "root@10.0.0.5:/export/sshfs"
+    assert mounts.client_options(sshfs) == "allow_other"
+    # ssh_config(5) options: the client's own key, the server's host key checked.
+    options = dict(o.split("=", 1) for o in sshd.mount_credentials().split(","))
+    assert options["StrictHostKeyChecking"] == "yes"
+    assert options["BatchMode"] == "yes"
+    assert options["IdentityFile"].startswith("/root/.ssh/")
+    assert options["UserKnownHostsFile"].startswith("/root/.ssh/")

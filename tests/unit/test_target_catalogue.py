@@ -45,7 +45,7 @@ def test_the_shipped_catalogue_has_every_target_in_report_order() -> None:
     known = load()
     assert known.host_names() == ["local", "tmpfs", "ext4", "xfs", "btrfs"]
     assert known.names()[: len(known.host_names())] == known.host_names()
-    assert list(known.groups)[:3] == ["nfs", "smb", "lab"]
+    assert list(known.groups)[:4] == ["nfs", "ganesha", "smb", "lab"]
     assert known.groups["lab"] == tuple(known.lab_names())
     for name in ("nfs3", "nfs4.0", "nfs4.1", "nfs4.2", "overlay", "volume", "container-tmpfs"):
         assert name in known.lab_names()
@@ -61,6 +61,10 @@ def test_the_shipped_mount_options_are_the_ones_the_lab_used() -> None:
     assert noposix is not None and noposix.settings == {"share": "prober-noposix"}
     assert known.get("volume").hosts == ("client1", "client2")
     assert known.get("nfs4.2").hosts == ("client1", "client2", "server")
+    # Ganesha's targets are nfsd's NFSv3 and NFSv4.1 client options against another server.
+    for nfsd, ganesha in (("nfs3", "ganesha-nfs3"), ("nfs4.1", "ganesha-nfs4.1")):
+        assert known.get(ganesha).mount == known.get(nfsd).mount
+        assert known.get(ganesha).hosts == known.get(nfsd).hosts
 
 
 def test_every_server_kind_is_used_by_some_target() -> None:
@@ -84,8 +88,8 @@ def test_a_good_catalogue_parses() -> None:
     ("mutation", "message"),
     [
         (
-            ("kind: nfsd", "kind: ganesha"),
-            r"^<t>:13: nfs4.2: server.kind: 'ganesha' is not one of nfsd, samba$",
+            ("kind: nfsd", "kind: knfsd"),
+            r"^<t>:13: nfs4.2: server.kind: 'knfsd' is not one of nfsd, samba, ganesha, sshd$",
         ),
         (
             ("    runs: host\n", "    runs: host\n    colour: red\n"),

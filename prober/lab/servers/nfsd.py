@@ -32,6 +32,50 @@ def nfs_version(options: str) -> str | None:
     return None
 
 
+def export_source(address: str, spec: TargetSpec) -> str:
+    """mount(8)'s device for ``spec``: /export is the NFSv4 root (nfsd's fsid=0, Ganesha's
+    Pseudo = /), so NFSv4 names the target's directory under it and NFSv3 the real path."""
+    if nfs_version(spec.mount.options) == "3":
+        return f"{address}:{EXPORT}/{spec.name}"
+    return f"{address}:/{spec.name}"
+
+
+def wait_out_grace(lab: Lab, role: str, pool: AgentPool, workdir: str, spec: TargetSpec) -> float:
+    """Take one POSIX lock from client1; it waits while the server is in its grace
+    period. Returns the seconds it took (the first target pays, the others see ~0)."""
+    agent = pool.acquire("client1")
+    probe = f"{workdir}/.grace-probe"
+    steps: list[dict[str, Any]] = [
+        {"op": "open", "path": probe, "create": True},
+        {"op": "lock", "api": "posix", "lock": "ex", "wait": True},
+        {"op": "unlink", "path": probe},
+    ]
+    if spec.readonly:
+        # The client cannot create or write: the server makes the file, the client takes
+        # a read lock on a read-only descriptor (fcntl(2): a write lock needs O_WRONLY/RDWR).
+        lab.must(role, ["touch", probe], "making the grace probe")
+        steps = [
+            {"op": "open", "path": probe, "mode": "r"},
+            {"op": "lock", "api": "posix", "lock": "sh", "wait": True},
+            {"op": "close"},
+        ]
+    try:
+        replies = []
+        for step in steps:
+            reply = agent.call(step, GRACE_PROBE_TIMEOUT_S)
+            if reply is None or reply.get("outcome") != "granted":
+                raise ProberError(
+                    f"the first lock on {spec.name} ({step['op']}) did not succeed within "
+                    f"{GRACE_PROBE_TIMEOUT_S:.0f} s: {reply}"
+                )
+            replies.append(reply)
+    finally:
+        pool.release(agent)
+        if spec.readonly:
+            lab.exec(role, ["rm", "-f", probe])
+    return round(int(replies[1].get("duration_ns", 0)) / 1e9, 2)
+
+
 class KernelNfsd:
     role = "nfs-server"
 
@@ -57,55 +101,17 @@ class KernelNfsd:
         return ServerInfo(self.role, lab.addresses[self.role], software, took)
 
     def mount_source(self, address: str, spec: TargetSpec) -> str:
-        # /export is the NFSv4 pseudo-root (fsid=0); NFSv3 names the real path.
-        if nfs_version(spec.mount.options) == "3":
-            return f"{address}:{EXPORT}/{spec.name}"
-        return f"{address}:/{spec.name}"
+        return export_source(address, spec)
 
     def mount_credentials(self) -> str:
         return ""
 
     def facts(self, lab: Lab, pool: AgentPool, workdir: str, spec: TargetSpec) -> dict[str, Any]:
-        return {"grace_wait_s": self._wait_out_grace(lab, pool, workdir, spec)}
-
-    def wire(self, info: ServerInfo, spec: TargetSpec) -> dict[str, Any] | None:
-        return None
-
-    def _wait_out_grace(self, lab: Lab, pool: AgentPool, workdir: str, spec: TargetSpec) -> float:
-        """Take one POSIX lock from client1; it waits while the server is in its grace
-        period. Returns the seconds it took (the first target pays, the others see ~0)."""
-        agent = pool.acquire("client1")
-        probe = f"{workdir}/.grace-probe"
-        steps: list[dict[str, Any]] = [
-            {"op": "open", "path": probe, "create": True},
-            {"op": "lock", "api": "posix", "lock": "ex", "wait": True},
-            {"op": "unlink", "path": probe},
-        ]
-        if spec.readonly:
-            # The client cannot create or write: the server makes the file, the client takes
-            # a read lock on a read-only descriptor (fcntl(2): a write lock needs O_WRONLY/RDWR).
-            lab.must(self.role, ["touch", probe], "making the grace probe")
-            steps = [
-                {"op": "open", "path": probe, "mode": "r"},
-                {"op": "lock", "api": "posix", "lock": "sh", "wait": True},
-                {"op": "close"},
-            ]
-        try:
-            replies = []
-            for step in steps:
-                reply = agent.call(step, GRACE_PROBE_TIMEOUT_S)
-                if reply is None or reply.get("outcome") != "granted":
-                    raise ProberError(
-                        f"the first lock on {spec.name} ({step['op']}) did not succeed within "
-                        f"{GRACE_PROBE_TIMEOUT_S:.0f} s: {reply}"
-                    )
-                replies.append(reply)
-        finally:
-            pool.release(agent)
-            if spec.readonly:
-                lab.exec(self.role, ["rm", "-f", probe])
-        waited = round(int(replies[1].get("duration_ns", 0)) / 1e9, 2)
+        waited = wait_out_grace(lab, self.role, pool, workdir, spec)
         if self._grace_wait_s is None:
             self._grace_wait_s = waited
             self._log(f"first NFS lock ({spec.name}) waited {waited:.1f} s for the grace period")
-        return waited
+        return {"grace_wait_s": waited}
+
+    def wire(self, info: ServerInfo, spec: TargetSpec) -> dict[str, Any] | None:
+        return None

@@ -134,7 +134,10 @@ def _profile_answers(lab: Lab, target: str) -> dict[str, str]:
         path = f"/lab/{target}/run"
         leader, joiner = two_host_check(lab, path, "--profile", PROFILES)
         assert leader.stdout and leader.stdout == joiner.stdout, (
-            leader.code, leader.stderr[-2000:], joiner.code, joiner.stderr[-2000:]
+            leader.code,
+            leader.stderr[-2000:],
+            joiner.code,
+            joiner.stderr[-2000:],
         )
         answers = {}
         for profile in leader.report["profiles"]:

@@ -16,6 +16,7 @@ import pytest
 from prober.experiments import load
 from prober.results import Cell
 from prober.targets.registry import select
+from tests.conftest import require
 from tests.engine_helpers import prepared
 
 pytestmark = [pytest.mark.local, pytest.mark.root]
@@ -25,8 +26,7 @@ pytestmark = [pytest.mark.local, pytest.mark.root]
 def cells(request: pytest.FixtureRequest) -> Iterator[dict[str, Cell]]:
     (target,) = select(request.param)
     reason = target.unavailable_reason()
-    if reason:
-        pytest.skip(f"{request.param}: {reason}")
+    require(reason is None, f"{request.param}: {reason}")
     with prepared(target) as (runner, ready):
         yield {exp.id: runner.run(exp, ready) for exp in load()}
 

@@ -25,6 +25,7 @@ from prober.check.private_dir import boot_id
 from prober.engine.cleanup import CleanupStack
 from prober.targets import registry
 from prober.targets.readonly import readonly_bind
+from tests.conftest import require
 
 pytestmark = pytest.mark.local
 
@@ -88,8 +89,7 @@ def tmpfs() -> Iterator[Path]:
     stack = CleanupStack()
     (target,) = registry.select("tmpfs", None)
     reason = target.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require(reason is None, str(reason))
     with target.prepare(stack) as prepared:
         yield prepared.workdir
     assert stack.run_all() == []
@@ -97,13 +97,11 @@ def tmpfs() -> Iterator[Path]:
 
 @pytest.fixture
 def ext4() -> Iterator[Path]:
-    if not IS_ROOT:
-        pytest.skip("a loop-mounted ext4 needs root")
+    require(IS_ROOT, "a loop-mounted ext4 needs root")
     stack = CleanupStack()
     (target,) = registry.select("ext4", None)
     reason = target.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require(reason is None, str(reason))
     with target.prepare(stack) as prepared:
         yield prepared.workdir
     assert stack.run_all() == []
@@ -197,8 +195,7 @@ def test_a_missing_path_or_a_file_is_a_usage_error(tmp_path: Path) -> None:
 
 # -- read-only mount ------------------------------------------------------------------------------
 def test_readonly_mount_runs_what_it_can_and_says_what_it_skipped(tmpfs: Path) -> None:
-    if not IS_ROOT:
-        pytest.skip("a read-only bind mount needs root")
+    require(IS_ROOT, "a read-only bind mount needs root")
     src, view = tmpfs / "src", tmpfs / "view"
     src.mkdir()
     view.mkdir()
@@ -420,8 +417,7 @@ def test_joining_nothing_is_an_error_after_the_timeout(tmpfs: Path) -> None:
 
 
 def test_files_the_check_cannot_remove_are_in_both_reports_and_exit_3(tmpfs: Path) -> None:
-    if not IS_ROOT:
-        pytest.skip("mounting a filesystem inside PATH needs root")
+    require(IS_ROOT, "mounting a filesystem inside PATH needs root")
     _seed(tmpfs)
     before = snapshot(tmpfs)
     leader = start("check", str(tmpfs), "--peer", "--peer-timeout", "60", "--json")

@@ -14,6 +14,7 @@ import pytest
 
 from prober.errors import ProberError, UsageError
 from prober.lab import base_image, vm_cache, vm_config, vm_image
+from tests.conftest import require
 
 SOURCES = base_image.DebianSources("http://mirror.example/debian", "http://mirror.example/sec")
 
@@ -75,8 +76,8 @@ def test_a_port_in_use_is_named() -> None:
     vm_config.check_port_free(port)  # free again once closed
 
 
-@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="needs apt-cache (Debian)")
 def test_unknown_kernel_package() -> None:
+    require(shutil.which("apt-cache") is not None, "needs apt-cache (Debian)")
     with pytest.raises(UsageError, match=r"unknown kernel package .*apt-cache search"):
         vm_config.kernel_package_version("linux-image-no-such-flavour-prober")
 

@@ -91,12 +91,21 @@ def test_recipe_hash_follows_kernel_and_mirror() -> None:
     assert base != vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", other)
 
 
-def test_recipe_hash_covers_the_init_script() -> None:
-    init = vm_config.recipe_dir() / "init"
-    assert init.is_file()
-    digest = vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", SOURCES)
-    assert init.read_text() not in digest  # a hash, not the text
-    assert len(digest) == 20
+def test_recipe_hash_covers_the_init_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy of the recipe directory, so that its init script can be edited.
+    recipe = tmp_path / "vm"
+    shutil.copytree(vm_config.recipe_dir(), recipe)
+    monkeypatch.setattr(vm_config, "recipe_dir", lambda: recipe)
+    before = vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", SOURCES)
+    assert len(before) == 20
+    init = recipe / "init"
+    init.write_text(init.read_text() + "# one more line\n")
+    edited = vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", SOURCES)
+    assert edited != before
+    (recipe / "extra").write_text("a file copied into the guest\n")
+    assert vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", SOURCES) not in (before, edited)
 
 
 def test_host_mirrors_from_deb822(tmp_path: Path) -> None:

@@ -65,3 +65,13 @@ def fingerprint(lab: Lab, role: str, path: str) -> dict[str, object]:
     except (ValueError, IndexError):
         raise ProberError(f"fingerprinting {path} in {role} gave no JSON: {output[:200]}") from None
     return dict(data)
+
+
+def devices(lab: Lab, roles: list[str], path: str) -> dict[str, str]:
+    """st_dev of `path` in each client (stat(1) %d): two mounts with different numbers are
+    two superblocks, each with its own lock table on the one Docker-host kernel."""
+    found = {}
+    for role in roles:
+        output = lab.must(role, ["stat", "-c", "%d", path], f"stat of {path}", 30.0)
+        found[role] = output.strip().splitlines()[-1] if output.strip() else ""
+    return found

@@ -117,7 +117,7 @@ class LabTarget:
                     role, ["sh", "-c", f"rm -rf {workdir} && mkdir -m 0777 {workdir}"], "mkdir"
                 )
                 with phases("agents_s"):  # what is left of their start, and the fingerprint
-                    fingerprint = self._fingerprint(lab, workdir)
+                    fingerprint = self._fingerprint(lab, workdir, hosts)
                     warmed()
                 fingerprint["server_software"] = info.software
                 fingerprint["server_start_s"] = round(info.started_s, 2)
@@ -153,7 +153,7 @@ class LabTarget:
             )
             try:
                 with phases("agents_s"):
-                    fingerprint = self._fingerprint(lab, workdir)
+                    fingerprint = self._fingerprint(lab, workdir, hosts)
                     warmed()
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
                 yield PreparedTarget(
@@ -170,10 +170,14 @@ class LabTarget:
                 lab.exec("client1", ["rm", "-rf", workdir], 30.0)
 
     # -- shared pieces ----------------------------------------------------------------------
-    def _fingerprint(self, lab: Lab, workdir: str) -> dict[str, Any]:
+    def _fingerprint(self, lab: Lab, workdir: str, hosts: dict[str, str]) -> dict[str, Any]:
         facts = mounts.fingerprint(lab, "client1", workdir)
         facts["docker_host_kernel"] = lab.kernel_release()
         facts["lab_run"] = lab.run_id
+        # Whether the clients' mounts are one superblock or two decides whether a lock can
+        # meet another client's lock without the server: the premise of the across-clients rows.
+        clients = sorted(role for host, role in hosts.items() if host.startswith("client"))
+        facts["client_devices"] = mounts.devices(lab, clients, workdir)
         return facts
 
     @contextlib.contextmanager

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from prober.errors import ProberError
 from prober.run_options import RunOptions
 from prober.targets import catalogue
-from tests.conftest import IN_CI, require
+from tests.conftest import IN_CI, missing
 
 OPT_IN_ENV = "PROBER_LAB_TESTS"
 
 
-def _unavailable(reason: str) -> None:
-    require(False, f"the Docker lab is unavailable: {reason}", in_ci_fail=True)
+def _unavailable(reason: str) -> NoReturn:
+    missing(f"the Docker lab is unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")

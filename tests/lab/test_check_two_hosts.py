@@ -1,7 +1,9 @@
 """`prober check --peer` / `--join` between the lab's two client containers: two kernel
 clients of one NFS or SMB server, each running prober's own CLI on its mount of the same
-export. What is asserted rests on nfs(5), flock(2) NOTES and mount.cifs(8); that both sides
-print the same report, exit the same and leave PATH as it was is what the mode promises."""
+export. What is asserted rests on nfs(5), flock(2) NOTES and mount.cifs(8), whose conditions
+(mount options, and that the two clients' mounts are separate superblocks, so that only the
+server can make one client's lock refuse the other's) are read first; that both sides print
+the same report, exit the same and leave PATH as it was is what the mode promises."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from prober.engine.cleanup import CleanupStack
 from prober.lab.topology import Lab
 from prober.run_options import RunOptions
 from prober.targets import registry
+from tests.lab import premises
 from tests.lab.helpers import lab_session
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -43,9 +46,9 @@ class Side:
 
 @pytest.fixture(scope="module")
 def lab(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]:
-    """The run's lab with nfs4.2, smb3 and smb3-nobrl prepared (both clients mounted)."""
+    """The run's lab with nfs4.2, smb3-nolease and smb3-nobrl prepared (both clients mounted)."""
     cleanup = CleanupStack()
-    targets = registry.select("nfs4.2,smb3,smb3-nobrl", None, lab_options)
+    targets = registry.select("nfs4.2,smb3-nolease,smb3-nobrl", None, lab_options)
     session = lab_session(targets)
     try:
         with contextlib.ExitStack() as stack:
@@ -130,31 +133,57 @@ def _cells(side: Side) -> dict[str, dict[str, Any]]:
     return {c["experiment"]: c for c in side.report["cells"]}
 
 
+def _separate_superblocks(lab: Lab, target: str) -> None:
+    """Premise: the two clients' mounts of ``target`` have different st_dev (stat(1) %d)."""
+    path = f"/lab/{target}/run"
+    devices = {
+        role: lab.must(role, ["stat", "-c", "%d", path], f"stat of {path}").strip()
+        for role in ("client1", "client2")
+    }
+    premises.separate_superblocks(target, {"client_devices": devices})
+
+
 def test_nfs_two_hosts_exclude_with_flock_and_posix(lab: Lab) -> None:
+    _separate_superblocks(lab, "nfs4.2")
     leader, _ = _checked(lab, "nfs4.2", "--require", "flock:cross-host,posix:cross-host")
-    # nfs(5) local_lock=none (the default): locks are sent to the server, so the other
-    # client's exclusive request is refused; flock(2) NOTES: NFS emulates flock() with
-    # whole-file byte-range locks. Every required guarantee holds: exit 0.
+    # nfs(5) local_lock: "If this option is not specified, or if none is specified, the
+    # client assumes that the locks are not local"; RFC 7530 1.4.5: NFSv4 byte-range locking
+    # "is part of the NFS protocol"; flock(2) NOTES: NFS emulates flock() with whole-file
+    # byte-range locks. So the other client's exclusive request is refused: exit 0.
+    premises.lock_option("nfs4.2", leader.report["fingerprint"], "local_lock", "none")
     assert leader.code == 0, leader.stderr
     cells = _cells(leader)
     for api in ("flock", "posix"):
         assert cells[f"{api}.exclusive.clients"]["outcome"].startswith("denied")
     # flock(2) NOTES: over NFS flock and fcntl locks interact (unlike on a local filesystem).
     assert cells["cross.flock-vs-posix.clients"]["outcome"].startswith("denied")
-    assert all(g["holds"] for g in leader.report["guarantees"])
+    held = {g["name"]: g["holds"] for g in leader.report["guarantees"]}
+    assert held == {"flock:cross-host": True, "posix:cross-host": True}
 
 
 def test_smb_two_hosts_exclude_with_byte_range_locks(lab: Lab) -> None:
-    leader, _ = _checked(lab, "smb3", "--require", "posix:cross-host")
-    # mount.cifs(8): without nobrl, byte-range lock requests are sent to the server.
+    _separate_superblocks(lab, "smb3-nolease")
+    leader, _ = _checked(lab, "smb3-nolease", "--require", "posix:cross-host")
+    # mount.cifs(8): nobrl would "not send byte range lock requests to the server", and
+    # nolease "turns off local caching of IO, byte-range lock" operations: without the one
+    # and with the other, byte-range locks are sent to the server.
+    fp = leader.report["fingerprint"]
+    premises.lock_option("smb3-nolease", fp, "nobrl", None)
+    premises.lock_option("smb3-nolease", fp, "nolease", True)
     assert leader.code == 0, leader.stderr
     assert _cells(leader)["posix.exclusive.clients"]["outcome"].startswith("denied")
+    held = {g["name"]: g["holds"] for g in leader.report["guarantees"]}
+    assert held == {"posix:cross-host": True}
 
 
 def test_smb_nobrl_two_hosts_is_exit_1(lab: Lab) -> None:
+    # Two superblocks, so no lock table is shared on the one kernel: without the server the
+    # clients cannot see each other's locks.
+    _separate_superblocks(lab, "smb3-nobrl")
     leader, joiner = _checked(lab, "smb3-nobrl", "--require", "posix:cross-host")
     # mount.cifs(8) nobrl: "Do not send byte range lock requests to the server": the other
     # client's exclusive lock is granted - a lock granted where it had to exclude: exit 1.
+    premises.lock_option("smb3-nobrl", leader.report["fingerprint"], "nobrl", True)
     assert (leader.code, joiner.code) == (1, 1), leader.stderr
     cell = _cells(leader)["posix.exclusive.clients"]
     assert (cell["outcome"], cell["verdict"]) == ("granted", "no-exclusion")

@@ -1,7 +1,9 @@
 """The catalogue on the lab's NFS and SMB targets and container filesystems: real kernel
-clients in two containers, real nfsd and Samba. Assertions rest on what the man pages say
-about NFS and CIFS (flock(2) NOTES, nfs(5), mount.cifs(8)) or on what the test itself sets
-up; everything else is a measurement, not a law."""
+clients in two containers, real nfsd and Samba. Assertions rest on a quoted sentence of a
+primary source (flock(2) NOTES, nfs(5), mount.cifs(8), smb.conf(5), RFC 7530) whose
+conditions are first read from the target's fingerprint (tests/lab/premises.py), or on what
+the test itself sets up; everything else is a measurement, not a law. Nothing documents OFD
+locks over NFS or CIFS, so their cells are measured here, not asserted."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pytest
 from prober.experiments import load, select
 from prober.run_options import RunOptions
 from tests import verdict_invariants
+from tests.lab import premises
 from tests.lab.helpers import LabRun, run_in_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -38,31 +41,80 @@ def _outcome(results: Results, target: str, exp: str) -> str:
     return results[target][exp].outcome
 
 
+# nfs(5) local_lock: "If this option is not specified, or if none is specified, the client
+# assumes that the locks are not local" (an NFSv2/v3 option); RFC 7530 1.4.5: "With the NFSv4
+# protocol, the support for byte-range file locking is part of the NFS protocol"; flock(2)
+# NOTES: "Since Linux 2.6.12, NFS clients support flock() locks by emulating them as fcntl(2)
+# byte-range locks on the entire file".
+NFS_SOURCES = "nfs(5) local_lock, RFC 7530 1.4.5, flock(2) NFS details"
+
+
+def _nfs_premises(results: Results, target: str) -> None:
+    fp = results.fingerprints[target]
+    premises.lock_option(target, fp, "local_lock", "none")
+    premises.separate_superblocks(target, fp)
+
+
 @pytest.mark.parametrize("target", ["nfs3", "nfs4.2"])
-@pytest.mark.parametrize("api", ["flock", "posix", "ofd"])
+@pytest.mark.parametrize("api", ["flock", "posix"])
 def test_nfs_locks_exclude_across_clients(results: Results, target: str, api: str) -> None:
-    # nfs(5) local_lock=none (the default): locks are sent to the server (NLM for v3, the
-    # protocol's own LOCK for v4), so a second client's exclusive request is refused; flock(2)
-    # NOTES: NFS clients emulate flock() with whole-file byte-range locks.
+    # NFS_SOURCES: the clients' locks are not local, so they meet at the server and a second
+    # client's exclusive request is refused - the two mounts being separate superblocks, no
+    # local lock table is shared.
+    _nfs_premises(results, target)
     assert _outcome(results, target, f"{api}.exclusive.clients").startswith("denied")
 
 
-@pytest.mark.parametrize("target", ["nfs3", "nfs4.2", "smb3"])
-def test_flock_and_posix_interact_over_nfs_and_cifs(results: Results, target: str) -> None:
-    # flock(2) NOTES: over NFS (since 2.6.12) and CIFS (since 5.5) "fcntl(2) and flock() locks
-    # do interact with one another" - unlike on a local filesystem.
+@pytest.mark.parametrize("target", ["nfs3", "nfs4.2"])
+def test_flock_and_posix_interact_over_nfs(results: Results, target: str) -> None:
+    # flock(2) NFS details: "This means that fcntl(2) and flock() locks do interact with one
+    # another over NFS" - unlike on a local filesystem.
+    _nfs_premises(results, target)
     assert _outcome(results, target, "cross.flock-vs-posix.clients").startswith("denied")
     assert results[target]["cross.flock-vs-posix.clients"].verdict == "differs"
 
 
-def test_smb3_byte_range_locks_reach_the_server(results: Results) -> None:
-    # mount.cifs(8): without nobrl, byte-range lock requests are sent to the server.
-    assert _outcome(results, "smb3", "posix.exclusive.clients").startswith("denied")
+def test_flock_and_posix_interact_over_cifs_without_a_lease(results: Results) -> None:
+    # flock(2) CIFS details: "Since Linux 5.5, flock() locks are emulated with SMB byte-range
+    # locks on the entire file. Similarly to NFS, this means that fcntl(2) and flock() locks
+    # interact with one another", and "Remote and mandatory locking semantics may vary with
+    # SMB protocol, mount options and server type". mount.cifs(8) nolease: "This turns off
+    # local caching of IO, byte-range lock and read metadata operations", and without nobrl
+    # byte-range lock requests are sent to the server. So on smb3-nolease, on Linux 5.5 or
+    # later, a flock meets another client's fcntl lock at the server; the protocol, options
+    # and server this may vary with are the fingerprint's.
+    fp = results.fingerprints["smb3-nolease"]
+    premises.kernel_at_least("smb3-nolease", fp, (5, 5))
+    premises.lock_option("smb3-nolease", fp, "nolease", True)
+    premises.lock_option("smb3-nolease", fp, "nobrl", None)
+    premises.separate_superblocks("smb3-nolease", fp)
+    cell = results["smb3-nolease"]["cross.flock-vs-posix.clients"]
+    assert cell.outcome.startswith("denied"), (
+        cell.explanation,
+        fp["lock_options"],
+        fp["server_software"],
+    )
+
+
+def test_cifs_byte_range_locks_reach_the_server_without_a_lease(results: Results) -> None:
+    # mount.cifs(8) nobrl: "Do not send byte range lock requests to the server" - so without
+    # it they are sent; nolease turns off "local caching of ... byte-range lock" operations.
+    # The other client's mount being another superblock, only the server can refuse.
+    fp = results.fingerprints["smb3-nolease"]
+    premises.lock_option("smb3-nolease", fp, "nobrl", None)
+    premises.lock_option("smb3-nolease", fp, "nolease", True)
+    premises.separate_superblocks("smb3-nolease", fp)
+    assert _outcome(results, "smb3-nolease", "posix.exclusive.clients").startswith("denied")
 
 
 def test_smb3_nobrl_keeps_locks_on_the_client(results: Results) -> None:
     # mount.cifs(8) nobrl: "Do not send byte range lock requests to the server": another
-    # client cannot see the lock, so its exclusive request is granted (no exclusion).
+    # client cannot see the lock, so its exclusive request is granted (no exclusion) - as
+    # long as the two clients' mounts are separate superblocks: one superblock on the one
+    # kernel would be one lock table, and the local lock would refuse.
+    fp = results.fingerprints["smb3-nobrl"]
+    premises.lock_option("smb3-nobrl", fp, "nobrl", True)
+    premises.separate_superblocks("smb3-nobrl", fp)
     cell = results["smb3-nobrl"]["posix.exclusive.clients"]
     assert cell.outcome == "granted"
     assert cell.verdict == "no-exclusion"
@@ -70,7 +122,10 @@ def test_smb3_nobrl_keeps_locks_on_the_client(results: Results) -> None:
 
 @pytest.mark.parametrize("target", CONTAINER_FS)
 def test_container_filesystems_follow_local_semantics(results: Results, target: str) -> None:
-    # One kernel, one local filesystem: flock(2) and fcntl(2) apply as written.
+    # The *.processes rows' actors are processes of one container on the Docker host's
+    # kernel; read from the fingerprint that the path is on a filesystem of that kernel,
+    # where the rows' sources - flock(2) and fcntl(2), quoted in each row - apply as written.
+    premises.local_filesystem(target, results.fingerprints[target])
     wrong = {
         k: f"{c.outcome} ({c.explanation})"
         for k, c in results[target].items()
@@ -80,7 +135,12 @@ def test_container_filesystems_follow_local_semantics(results: Results, target: 
 
 
 def test_a_volume_in_two_containers_is_one_lock_table(results: Results) -> None:
-    # The same filesystem on the same kernel: the two containers are two processes of it.
+    # Read from the fingerprint: both clients see one superblock of a local filesystem on
+    # the one kernel, so the two containers' actors are two processes locking one file, and
+    # flock(2) ("Only one process may hold an exclusive lock") and fcntl(2) apply.
+    fp = results.fingerprints["volume"]
+    premises.local_filesystem("volume", fp)
+    premises.one_superblock("volume", fp)
     for api in ("flock", "posix", "ofd"):
         assert _outcome(results, "volume", f"{api}.exclusive.clients").startswith("denied")
 
@@ -101,8 +161,13 @@ def test_fingerprints_record_client_mount_options_and_server(results: Results) -
         prints["smb3-nobrl"]["mount_options"]
     )
     for name in SHARED_FS:
-        assert prints[name]["server_software"]
-        assert prints[name]["docker_host_kernel"]
+        server = "Linux kernel nfsd " if name.startswith("nfs") else "Samba smbd "
+        assert str(prints[name]["server_software"]).startswith(server), name
+        # A container runs on the Docker host's kernel: the client's uname is that kernel's.
+        assert prints[name]["docker_host_kernel"] == prints[name]["kernel"], name
+        assert sorted(prints[name]["client_devices"]) == ["client1", "client2"], name
+    for name in ("overlay", "container-tmpfs"):  # one client: one device recorded
+        assert list(prints[name]["client_devices"]) == ["client1"], name
 
 
 def test_lockfileex_on_the_wire_follows_the_microsoft_documentation(results: Results) -> None:
@@ -165,6 +230,8 @@ def test_a_cifs_clients_locks_meet_wire_locks_unless_nobrl(results: Results) -> 
     # sent, so the other side is granted.
     rows = [e.id for e in load() if "cifs-mount" in e.requires]
     assert rows, "the catalogue has cifs-vs-wire rows"
+    premises.lock_option("smb3", results.fingerprints["smb3"], "nobrl", None)
+    premises.lock_option("smb3-nobrl", results.fingerprints["smb3-nobrl"], "nobrl", True)
     assert _not(results, "smb3", rows, "as-reference") == {}
     for row in rows:
         cell = results["smb3-nobrl"][row]
@@ -186,6 +253,7 @@ def test_a_clients_locks_reach_the_nfs_server_as_posix_locks(results: Results, t
     # NOTES: an NFS client's flock() is "emulated as fcntl(2) byte-range locks on the entire
     # file". So a process on the server asking for a POSIX lock is refused whichever API the
     # client used...
+    premises.lock_option(target, results.fingerprints[target], "local_lock", "none")
     cells = results[target]
     for row in ("posix.exclusive.client-vs-server", "cross.flock-vs-posix.client-vs-server"):
         assert cells[row].outcome.startswith("denied"), (row, cells[row].explanation)
@@ -221,6 +289,8 @@ def test_without_a_lease_cifs_locks_meet_the_servers_posix_locks(results: Result
     # non-SMB method". flock(2) NOTES: on CIFS flock() is emulated with byte-range locks. So a
     # process on the server and a client exclude each other with POSIX locks, in both
     # directions, whichever of flock or fcntl the client used...
+    premises.lock_option("smb3-nolease", results.fingerprints["smb3-nolease"], "nolease", True)
+    premises.kernel_at_least("smb3-nolease", results.fingerprints["smb3-nolease"], (5, 5))
     cells = results["smb3-nolease"]
     for row in (
         "posix.exclusive.client-vs-server",

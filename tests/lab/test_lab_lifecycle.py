@@ -50,15 +50,12 @@ def test_a_call_blocked_in_a_container_times_out(lab_options: RunOptions) -> Non
         assert target.unavailable_reason() is None
         with target.prepare(cleanup) as prepared:
             runner = Runner(AgentPool(), cleanup, step_timeout=5.0)
-            started = time.monotonic()
             cell = runner.run(exp, prepared)
-            took = time.monotonic() - started
+            # The call that never returns was timed out at its own deadline and abandoned...
             assert cell.outcome == "timeout"
-            assert cell.steps[3].detail.get("abandoned") is True
-            # The run went on: A still answered after B was abandoned.
+            assert cell.steps[3].detail == {"abandoned": True, "reason": "no answer in 1 s"}
+            # ...and the run went on: A still answered after B was abandoned.
             assert cell.steps[4].outcome == "granted"
-            # Bounded by the step deadlines, not by the blocked call (which never returns).
-            assert took < 60
     finally:
         assert cleanup.run_all() == []
 

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from prober.experiments import load
-from prober.results import Cell
+from prober.results import Cell, StepRecord
 from prober.targets.registry import select
+from tests.conftest import require
 from tests.engine_helpers import prepared
 
 pytestmark = [pytest.mark.local, pytest.mark.root]
@@ -25,8 +26,7 @@ pytestmark = [pytest.mark.local, pytest.mark.root]
 def cells(request: pytest.FixtureRequest) -> Iterator[dict[str, Cell]]:
     (target,) = select(request.param)
     reason = target.unavailable_reason()
-    if reason:
-        pytest.skip(f"{request.param}: {reason}")
+    require(reason is None, f"{request.param}: {reason}")
     with prepared(target) as (runner, ready):
         yield {exp.id: runner.run(exp, ready) for exp in load()}
 
@@ -80,9 +80,27 @@ def test_ofd_locks_belong_to_the_open_file_description(cells: dict[str, Cell]) -
 
 def test_write_lock_on_read_only_fd_is_ebadf(cells: dict[str, Cell]) -> None:
     # fcntl(2) EBADF: "the file descriptor open mode doesn't match with the type of lock".
+    # The EBADF must come from the lock call on a descriptor that did open: the same answer
+    # for a descriptor that never opened would prove nothing.
+    for row in ("posix.exclusive.readonly-fd", "ofd.exclusive.readonly-fd"):
+        opened = [s.outcome for s in cells[row].steps if s.op == "open"]
+        assert opened == ["granted"], row
+    assert cells["posix.shared.writeonly-fd"].steps[0].outcome == "granted"
     assert cells["posix.exclusive.readonly-fd"].outcome == "error:EBADF"
     assert cells["ofd.exclusive.readonly-fd"].outcome == "error:EBADF"
     assert cells["posix.shared.writeonly-fd"].outcome == "error:EBADF"
+
+
+def test_a_directory_descriptor_is_opened_before_it_is_locked(cells: dict[str, Cell]) -> None:
+    # open(2): a directory opens O_RDONLY; fcntl(2) EBADF for the write lock, flock(2)
+    # (mode-blind) refuses B's exclusive request while A holds shared. Both opens must have
+    # worked for those answers to be about the lock.
+    for api in ("flock", "posix", "ofd"):
+        cell = cells[f"setup.lock-directory.{api}"]
+        assert [s.outcome for s in cell.steps if s.op == "open"] == ["granted", "granted"], api
+        assert cell.steps[2].outcome == "granted"
+    assert cells["setup.lock-directory.flock"].steps[3].outcome.startswith("denied")
+    assert cells["setup.lock-directory.posix"].steps[3].outcome == "error:EBADF"
 
 
 def test_deadlock_is_detected_for_posix_locks(cells: dict[str, Cell]) -> None:
@@ -109,10 +127,24 @@ def test_exclusion_stress_saw_every_hold(cells: dict[str, Cell]) -> None:
         assert check.detail["overlaps"] == 0
 
 
+def _end(step: StepRecord) -> int:
+    return step.t_start_ns + step.duration_ns
+
+
 def test_waiters_measure_hand_off_and_release(cells: dict[str, Cell]) -> None:
-    for api in ("flock", "posix", "ofd"):
-        assert cells[f"{api}.blocking-handoff"].metrics["handoff_latency_ns"] > 0
-        assert cells[f"{api}.kill-holder-releases"].metrics["release_latency_ns"] > 0
+    # The latency is from the start of the release (unlock, or SIGKILL of the holder) to the
+    # return of the waiter's call, which `blocked` saw still waiting before the release.
+    for row, metric, release in (
+        ("blocking-handoff", "handoff_latency_ns", "unlock"),
+        ("kill-holder-releases", "release_latency_ns", "kill"),
+    ):
+        for api in ("flock", "posix", "ofd"):
+            cell = cells[f"{api}.{row}"]
+            by_op = {s.op: s for s in cell.steps}
+            waited, released = by_op["await"], by_op[release]
+            assert by_op["blocked"].outcome == "granted"  # still waiting
+            assert waited.t_start_ns < released.t_start_ns < _end(waited)
+            assert cell.metrics[metric] == _end(waited) - released.t_start_ns
 
 
 def test_read_only_directory_rows_say_who_the_actor_was(cells: dict[str, Cell]) -> None:
@@ -129,5 +161,8 @@ def test_steps_carry_the_evidence(cells: dict[str, Cell]) -> None:
     decisive = cell.steps[cell.decisive_step or 0]
     assert decisive.actor == "B" and decisive.op == "lock"
     assert decisive.errno in ("EAGAIN", "EWOULDBLOCK")
-    assert decisive.duration_ns > 0 and decisive.t_start_ns > 0
-    assert cell.wall_time_s > 0
+    # Steps run one after another: each starts after the one before it ended, and the
+    # cell's wall time covers them all.
+    for before, after in zip(cell.steps, cell.steps[1:], strict=False):
+        assert 0 < _end(before) <= after.t_start_ns, (before.index, after.index)
+    assert cell.wall_time_s * 1e9 >= _end(cell.steps[-1]) - cell.steps[0].t_start_ns

@@ -22,10 +22,13 @@ from typing import Any
 import pytest
 import yaml
 
+from prober.check import rows
 from prober.check.private_dir import boot_id
 from prober.engine.cleanup import CleanupStack
+from prober.experiments import load
 from prober.targets import registry
 from prober.targets.readonly import readonly_bind
+from tests.conftest import require
 
 pytestmark = pytest.mark.local
 
@@ -89,8 +92,7 @@ def tmpfs() -> Iterator[Path]:
     stack = CleanupStack()
     (target,) = registry.select("tmpfs", None)
     reason = target.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require(reason is None, str(reason))
     with target.prepare(stack) as prepared:
         yield prepared.workdir
     assert stack.run_all() == []
@@ -98,13 +100,11 @@ def tmpfs() -> Iterator[Path]:
 
 @pytest.fixture
 def ext4() -> Iterator[Path]:
-    if not IS_ROOT:
-        pytest.skip("a loop-mounted ext4 needs root")
+    require(IS_ROOT, "a loop-mounted ext4 needs root")
     stack = CleanupStack()
     (target,) = registry.select("ext4", None)
     reason = target.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require(reason is None, str(reason))
     with target.prepare(stack) as prepared:
         yield prepared.workdir
     assert stack.run_all() == []
@@ -144,10 +144,19 @@ def test_check_answers_and_leaves_path_as_it_was(
         assert cells[f"{api}.exclusive-exclusive.processes"]["outcome"].startswith("denied")
         line = next(s for s in report["summary"] if s["api"] == api)["text"]
         assert line == (f"{api}: excludes across processes on this host; not verified across hosts")
-    assert all(g["holds"] for g in report["guarantees"])
+    held = {g["name"]: g["holds"] for g in report["guarantees"]}
+    assert held == {
+        "flock:cross-process": True,
+        "posix:cross-process": True,
+        "ofd:cross-process": True,
+        "lockfile:cross-process": True,
+    }
     # Nothing proved the profiles across machines, so none may claim more than this host.
     assert {p["answer"] for p in report["profiles"]} == {"works on this host only"}
-    assert all(why for why in report["skipped"].values())
+    # The rows a one-host check cannot run (SMB, Windows, a bind mount), each with why.
+    _run, cannot = rows.local_rows(load())
+    assert cannot and set(report["skipped"]) == set(cannot)
+    assert all(why.strip() for why in report["skipped"].values())
     assert not any(e.startswith("lockfileex.") for e in cells)
 
 
@@ -214,8 +223,7 @@ def test_a_missing_path_or_a_file_is_a_usage_error(tmp_path: Path) -> None:
 
 # -- read-only mount ------------------------------------------------------------------------------
 def test_readonly_mount_runs_what_it_can_and_says_what_it_skipped(tmpfs: Path) -> None:
-    if not IS_ROOT:
-        pytest.skip("a read-only bind mount needs root")
+    require(IS_ROOT, "a read-only bind mount needs root")
     src, view = tmpfs / "src", tmpfs / "view"
     src.mkdir()
     view.mkdir()
@@ -418,7 +426,8 @@ def test_two_checks_meet_as_two_hosts_and_print_the_same_verdicts(tmpfs: Path) -
     assert cells["cross.flock-vs-posix.clients"]["outcome"] == "granted"
     assert cells["cross.posix-vs-flock.clients"]["outcome"] == "granted"
     assert report["profiles"][0]["answer"] == "works"
-    assert all(g["holds"] for g in report["guarantees"])
+    held = {g["name"]: g["holds"] for g in report["guarantees"]}
+    assert held == {"flock:cross-host": True, "posix:cross-host": True, "ofd:cross-host": True}
     assert snapshot(tmpfs) == before
 
 
@@ -437,8 +446,7 @@ def test_joining_nothing_is_an_error_after_the_timeout(tmpfs: Path) -> None:
 
 
 def test_files_the_check_cannot_remove_are_in_both_reports_and_exit_3(tmpfs: Path) -> None:
-    if not IS_ROOT:
-        pytest.skip("mounting a filesystem inside PATH needs root")
+    require(IS_ROOT, "mounting a filesystem inside PATH needs root")
     _seed(tmpfs)
     before = snapshot(tmpfs)
     leader = start("check", str(tmpfs), "--peer", "--peer-timeout", "60", "--json")

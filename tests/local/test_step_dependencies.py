@@ -4,11 +4,13 @@ directory: the opens fail because the file is absent (open(2) ENOENT)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
+from prober.experiments import load
 from prober.results import Cell
 from prober.targets.local import LocalTarget
 from tests.engine_helpers import prepared, run_yaml
@@ -95,3 +97,35 @@ def test_threads_and_forked_children_use_their_process_handles(tmp_path: Path) -
     cell = _run(tmp_path)["test.shared-handles"]
     assert [s.outcome for s in cell.steps] == ["granted"] * 4
     assert cell.verdict == "as-reference"
+
+
+OPEN_MODE_ROWS = [
+    f"{row}.{api}" if row.startswith("setup.") else f"{api}.{row}"
+    for row in ("exclusive.readonly-fd", "shared.writeonly-fd", "setup.lock-directory")
+    for api in ("flock", "posix", "ofd")
+]
+
+
+def test_a_catalogue_row_whose_open_failed_is_never_as_reference(tmp_path: Path) -> None:
+    # The open steps of these rows carry no expectation, and several of their lock steps
+    # expect the EBADF that a call on a missing descriptor would also give. Pointed at an
+    # absent path, every open really fails (open(2) ENOENT); no cell may then read
+    # as-reference, and its decisive step must not have been run.
+    catalogue = {e.id: e for e in load()}
+    os.chmod(tmp_path, 0o755)
+    with prepared(LocalTarget(tmp_path)) as (runner, ready):
+        for row in OPEN_MODE_ROWS:
+            exp = catalogue[row]
+            steps = tuple(
+                dataclasses.replace(s, args={**s.args, "path": "{dir}/absent"})
+                if s.op == "open"
+                else s
+                for s in exp.steps
+            )
+            cell = runner.run(dataclasses.replace(exp, steps=steps), ready)
+            opens = [s for s in cell.steps if s.op == "open"]
+            assert opens and all(s.outcome == "error:ENOENT" for s in opens), row
+            assert cell.verdict == "differs", (row, cell.verdict, cell.explanation)
+            decisive = cell.steps[cell.decisive_step or 0]
+            assert decisive.outcome == "not-run", row
+            assert cell.explanation.startswith("the row could not be set up as designed"), row

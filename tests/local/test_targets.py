@@ -29,10 +29,10 @@ from prober.errors import UsageError
 from prober.targets import registry
 from prober.targets.base import PreparedTarget, Target
 from prober.targets.readonly import readonly_bind, unprivileged_uid
+from tests.conftest import missing, require
 
 pytestmark = pytest.mark.local
 
-IN_CI = os.environ.get("CI") == "true"
 IS_ROOT = os.geteuid() == 0
 TOOL_TIMEOUT = 30.0
 REPO = Path(__file__).resolve().parents[2]
@@ -48,11 +48,7 @@ TARGETS = [
 
 def need(reason: str | None) -> None:
     """Skip when something this test needs is missing here; in CI that is a failure."""
-    if reason is None:
-        return
-    if IN_CI:
-        pytest.fail(f"CI machine lacks what this test needs: {reason}")
-    pytest.skip(reason)
+    require(reason is None, str(reason))
 
 
 def need_root() -> None:
@@ -390,7 +386,7 @@ def test_without_root_loop_targets_say_why_and_tmpfs_uses_dev_shm() -> None:
     assert ids is not None
     python = _python_for(*ids)
     if python is None:
-        pytest.skip("no Python interpreter that `nobody` can run with this checkout")
+        missing("no Python interpreter that `nobody` can run with this checkout")
     out = tool(
         python,
         "-c",

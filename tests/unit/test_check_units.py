@@ -103,9 +103,20 @@ def test_unknown_profile_lists_the_valid_ones() -> None:
 
 def test_check_skips_lockfileex_and_bind_mount_rows_with_a_reason() -> None:
     run, skipped = rows.local_rows(CATALOGUE)
+    # Exactly the one-host rows that need neither Windows/SMB nor a read-only bind mount run.
+    runnable = {
+        e.id
+        for e in CATALOGUE
+        if e.hosts == {"client1"}
+        and e.api != "lockfileex"
+        and not e.needs_smb
+        and e.setup.mount != "readonly"
+    }
+    assert runnable and {e.id for e in run} == runnable
     assert all(e.hosts == {"client1"} for e in run)
     assert not any(e.api == "lockfileex" or e.setup.mount == "readonly" for e in run)
     assert skipped.get("setup.readonly-mount.flock")
+    assert all(why.strip() for why in skipped.values())
     assert {e.id for e in run} | set(skipped) >= {e.id for e in CATALOGUE if e.hosts == {"client1"}}
 
 

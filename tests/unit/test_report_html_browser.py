@@ -6,7 +6,6 @@ Needs Debian's `chromium` package. Without it the test is skipped, unless CI=tru
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
@@ -18,6 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from prober.results import RunResults
+from tests.conftest import missing
 from tests.report_helpers import render
 
 from .real_results import real_run
@@ -39,9 +39,7 @@ def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return found
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium is not installed (apt-get install chromium)")
-    pytest.skip("chromium is not installed (apt-get install chromium); CI installs it")
+    missing("chromium is not installed (apt-get install chromium); CI installs it")
 
 
 def browse(page: Path, profile: Path, *args: str, fragment: str = "") -> str:

@@ -44,5 +44,9 @@ def test_host_records_pass_the_schema(host: dict[str, Any]) -> None:
     header = run.to_dict()
     del header["targets"], header["cells"]
     assert record_problems("run", header) == []
-    for fmt in ("md", "rst", "html", "json", "yaml", "csv"):
-        assert render(run, fmt)
+    # Every document format shows whose run it was; CSV has one line per cell and no cells.
+    for fmt in ("md", "rst", "html", "json", "yaml"):
+        text = render(run, fmt)
+        assert host["hostname"] in text and host["kernel"] in text, fmt
+    assert render(run, "csv").strip().splitlines()[0].startswith("group,experiment,")
+    assert len(render(run, "csv").strip().splitlines()) == 1

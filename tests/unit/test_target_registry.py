@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,18 @@ def test_every_name_is_accepted() -> None:
         assert chosen(name) == [name]
 
 
-def test_lab_targets_always_say_whether_they_can_run() -> None:
-    for target in registry.select("lab", None):
+def test_lab_targets_without_a_daemon_say_which_daemon_did_not_answer() -> None:
+    # A port that was just free: nothing answers there, so no lab target can run, and each
+    # says so naming the address it tried.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = RunOptions(docker_host=f"tcp://127.0.0.1:{port}")
+    targets = registry.select("lab", None, options)
+    assert [t.name for t in targets] == registry.lab_names()
+    for target in targets:
         reason = target.unavailable_reason()
-        assert reason is None or reason.strip()
+        assert reason is not None and f"127.0.0.1:{port}" in reason, (target.name, reason)
 
 
 @pytest.mark.parametrize("spec", ["zfs", "ext4,nfs5", "EXT4", ""])

@@ -14,6 +14,7 @@ import pytest
 
 from prober.errors import ProberError, UsageError
 from prober.lab import base_image, vm_cache, vm_config, vm_image
+from tests.conftest import require
 
 SOURCES = base_image.DebianSources("http://mirror.example/debian", "http://mirror.example/sec")
 
@@ -75,8 +76,8 @@ def test_a_port_in_use_is_named() -> None:
     vm_config.check_port_free(port)  # free again once closed
 
 
-@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="needs apt-cache (Debian)")
 def test_unknown_kernel_package() -> None:
+    require(shutil.which("apt-cache") is not None, "needs apt-cache (Debian)")
     with pytest.raises(UsageError, match=r"unknown kernel package .*apt-cache search"):
         vm_config.kernel_package_version("linux-image-no-such-flavour-prober")
 
@@ -90,12 +91,21 @@ def test_recipe_hash_follows_kernel_and_mirror() -> None:
     assert base != vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", other)
 
 
-def test_recipe_hash_covers_the_init_script() -> None:
-    init = vm_config.recipe_dir() / "init"
-    assert init.is_file()
-    digest = vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", SOURCES)
-    assert init.read_text() not in digest  # a hash, not the text
-    assert len(digest) == 20
+def test_recipe_hash_covers_the_init_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A copy of the recipe directory, so that its init script can be edited.
+    recipe = tmp_path / "vm"
+    shutil.copytree(vm_config.recipe_dir(), recipe)
+    monkeypatch.setattr(vm_config, "recipe_dir", lambda: recipe)
+    before = vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", SOURCES)
+    assert len(before) == 20
+    init = recipe / "init"
+    init.write_text(init.read_text() + "# one more line\n")
+    edited = vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", SOURCES)
+    assert edited != before
+    (recipe / "extra").write_text("a file copied into the guest\n")
+    assert vm_image.recipe_hash("linux-image-amd64", "6.1.1-1", SOURCES) not in (before, edited)
 
 
 def test_host_mirrors_from_deb822(tmp_path: Path) -> None:

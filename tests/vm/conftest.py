@@ -11,14 +11,14 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from prober.errors import ProberError
 from prober.lab import vm
 from prober.lab.vm_config import VmConfig, default_boot_timeout
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, missing
 
 OPT_IN_ENV = "PROBER_VM_TESTS"
 
@@ -39,10 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true and the VM is unavailable: {reason}")
-    pytest.skip(f"the VM is unavailable: {reason}")
+def _unavailable(reason: str) -> NoReturn:
+    missing(f"the VM is unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -149,11 +149,17 @@ def test_ctrl_c_during_boot_leaves_no_qemu(vm_docker_host: str) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
+        # Booting: the QEMU of the pid file runs and its kernel has begun to print, so
+        # prober has launched it and is waiting for dockerd.
+        run = vm_qemu.RunDir(run_dir())
         deadline = time.monotonic() + 120
-        while not live_qemu_using(run_dir()):
+        while not (
+            (pid := vm_qemu.read_pid(run)) is not None
+            and vm_qemu.is_ours(pid, run)
+            and vm_qemu.serial_has(run, b"Linux version")
+        ):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
             time.sleep(0.2)
-        time.sleep(3)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         _, stderr = proc.communicate(timeout=120)
     finally:
@@ -179,10 +185,11 @@ def test_ctrl_c_during_build_leaves_no_cache_entry(tmp_path: Path) -> None:
     images = vm_image.images_dir(cache)
     try:
         deadline = time.monotonic() + 120
-        while "apt-get install" not in _read(images):
+        # Inside the build's chroot (apt-get, with /proc, /sys and /dev mounted there): a
+        # process whose root is the build tree.
+        while "apt-get install" not in _read(images) or not _processes_rooted_in(cache):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.5)
-        time.sleep(5)  # inside apt-get, in the chroot with /proc, /sys and /dev mounted
         os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=180)
     finally:

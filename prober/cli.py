@@ -217,6 +217,31 @@ def check(
             "--clean", help="Only remove check directories in PATH left by killed checks."
         ),
     ] = False,
+    hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--hosts",
+            metavar="NODESET",
+            help="Cluster check: start the check on every node of a ClusterShell node set "
+            "(node[01-64]) over SSH; needs prober[fleet].",
+        ),
+    ] = None,
+    fanout: Annotated[
+        int, typer.Option(help="With --hosts: at most this many SSH connections at a time.")
+    ] = 64,
+    node_timeout: Annotated[
+        float,
+        typer.Option(help="With --hosts: seconds after which a node's command is ended."),
+    ] = 900.0,
+    remote_prober: Annotated[
+        str, typer.Option(help="With --hosts: how the nodes run prober.")
+    ] = "prober",
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node", help="With --join: this machine's name in a cluster check (set by --hosts)."
+        ),
+    ] = None,
 ) -> None:
     """Will locking work on this existing storage? Exit 0 holds, 1 no exclusion, 2 usage,
     3 unsupported or error, 4 hang."""
@@ -234,6 +259,11 @@ def check(
             peer_timeout=peer_timeout,
             step_timeout=step_timeout,
             clean=clean,
+            hosts=hosts,
+            fanout=fanout,
+            node=node,
+            node_timeout=node_timeout,
+            remote_prober=remote_prober,
         )
     )
 

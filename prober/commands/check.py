@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from prober.check import guarantees, private_dir, profiles, rows
+from prober.check import clush, fleet, fleet_report, guarantees, private_dir, profiles, rows
 from prober.check.advice import advise
 from prober.check.peer import PEER_DIR, Joiner, Leader, parse_token
 from prober.check.report import build, local_only_options, render_md, render_text
@@ -64,6 +64,11 @@ def run(
     peer_timeout: float = 120.0,
     step_timeout: float = 5.0,
     clean: bool = False,
+    hosts: str | None = None,
+    fanout: int = 64,
+    node: str | None = None,
+    node_timeout: float = 900.0,
+    remote_prober: str = "prober",
 ) -> int:
     # Everything the user gave is checked before anything is created.
     if step_timeout <= 0:
@@ -78,6 +83,20 @@ def run(
         raise UsageError("--peer starts a two-host check and --join joins one; give one of them")
     if clean and (peer or join or profile or require):
         raise UsageError("--clean only removes stale check directories; give it alone with PATH")
+    if hosts is not None and (peer or join or clean or profile or require):
+        raise UsageError(
+            "--hosts runs its own cluster check; give it without --peer, --join, --clean, "
+            "--profile and --require"
+        )
+    if node is not None and not join:
+        raise UsageError("--node names this machine in a cluster check; it goes with --join")
+    if fanout < 1:
+        raise UsageError(f"--fanout {fanout}: give a positive number of connections")
+    if node_timeout <= 0:
+        raise UsageError(f"--node-timeout {node_timeout}: give a positive number of seconds")
+    names = clush.expand(hosts) if hosts is not None else None
+    if names is not None:
+        fleet.check_names(names)
     token = parse_token(join) if join else None
     catalogue = load()
     known = {e.id for e in catalogue} | set(rows.CROSS_HOST_ROWS)
@@ -89,7 +108,23 @@ def run(
             return _clean(base_fd, base)
         out = _output(as_json, fmt)
         if token is not None:
-            return _join(base_fd, base, token, peer_timeout, out)
+            return _join(base_fd, base, token, peer_timeout, out, node)
+        if hosts is not None and names is not None:
+            from prober.commands.check_fleet import run_fleet
+
+            return run_fleet(
+                base_fd=base_fd,
+                base=base,
+                catalogue=catalogue,
+                nodeset=hosts,
+                names=names,
+                fanout=fanout,
+                node_timeout=node_timeout,
+                remote=remote_prober,
+                peer_timeout=peer_timeout,
+                step_timeout=step_timeout,
+                emit=_fleet_output(as_json, fmt),
+            )
         return _check(
             base_fd,
             base,
@@ -101,6 +136,17 @@ def run(
             step_timeout,
             out,
         )
+
+
+def _fleet_output(as_json: bool, fmt: str) -> Any:
+    def emit(report: dict[str, Any]) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(report, indent=1, sort_keys=True, default=str) + "\n")
+        else:
+            sys.stdout.write(fleet_report.render_text(report))
+        sys.stdout.flush()
+
+    return emit
 
 
 def _output(as_json: bool, fmt: str) -> Any:
@@ -270,12 +316,19 @@ def _check(
     return int(report["exit_code"])
 
 
-def _join(base_fd: int, base: Path, token: tuple[str, str], peer_timeout: float, emit: Any) -> int:
+def _join(
+    base_fd: int,
+    base: Path,
+    token: tuple[str, str],
+    peer_timeout: float,
+    emit: Any,
+    node: str | None = None,
+) -> int:
     name, nonce = token
     deadline = time.monotonic() + peer_timeout
     while True:  # a network filesystem may show the new directory a little later
         try:
-            joiner = Joiner(base_fd, base, name, nonce)
+            joiner = Joiner(base_fd, base, name, nonce, node)
             break
         except FileNotFoundError as exc:
             if time.monotonic() > deadline:

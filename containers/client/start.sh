@@ -11,6 +11,10 @@ stop() {
 trap stop TERM INT
 mkdir -p /lab
 rpcbind -w && rpc.statd --no-notify || say "rpc.statd did not start (NFSv3 locks will fail)"
+# sshd for cluster checks (`prober check --hosts`), with host keys made now: none is in the
+# image or the repository. Clients accept only keys the lab puts in authorized_keys.
+mkdir -p /run/sshd && ssh-keygen -A -q && /usr/sbin/sshd -o PasswordAuthentication=no \
+    || say "sshd did not start (cluster checks cannot reach this client)"
 say ready
 while :; do
     sleep 3600 &

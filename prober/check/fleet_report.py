@@ -4,8 +4,8 @@ excludes every other, which nodes fail, which could not take part; as JSON and a
 A pair fails when its row's verdict is no-exclusion (a lock granted where it had to be
 refused). In a ring of three or more nodes each node is in two pairs: a node is named as
 failing for an API when every pair it is in failed (when all pairs fail, every node is named:
-the ring cannot tell which). A node the stress caught inside the lock at the same time as
-another is named with it.
+the ring cannot tell which). When every pair held but the stress caught two nodes inside the
+lock at once, both nodes of each overlap are named.
 """
 
 from __future__ import annotations
@@ -96,8 +96,8 @@ def api_result(
     mine = [p for p in pairs if p.api == api]
     cells = [p.cell for p in mine] + ([stress] if stress is not None else [])
     failing = failing_in_ring(mine, names)
-    for finder, inside in collided:
-        failing += [n for n in (finder, inside) if n in names and n not in failing]
+    if not failing:  # the pairs held but holds overlapped: name both sides of each overlap
+        failing = [n for pair in collided for n in pair if n in names]
     failing = [n for n in names if n in failing]  # in the node set's order
     status = _status(cells)
     if status == "excludes" and len(names) < 2:

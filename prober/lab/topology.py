@@ -42,6 +42,8 @@ Log = Callable[[str], None]
 Builder = Callable[[Log], AbstractContextManager[BuildDaemon | None]]
 EXEC_TIMEOUT_S = 60.0
 CLIENTS = ("client1", "client2")
+# Started only when asked for (the cluster-check tests' third node); no target mounts in it.
+EXTRA_CLIENTS = ("client3",)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ for name in ("prober.agent", "prober.commands.check", "rich.progress", "tabulate
              "smbprotocol.connection", "smbprotocol.session", "smbprotocol.tree",
              "smbprotocol.open", "smbprotocol.file_info"):
     importlib.import_module(name)
+with contextlib.suppress(ImportError):  # prober[fleet], for `prober check --hosts`
+    importlib.import_module("ClusterShell.Task")
 found = {}
 for name, module in sys.modules.items():
     path = getattr(module, "__file__", None) or ""

@@ -61,6 +61,13 @@ class Node:
     join: JoinInfo | None = None
     channels: int = 0
     said_bye: bool = False
+    opened: list[FileChannel] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        """Requests the leader sent to this node's agents (each one file, answered by one)."""
+        return sum(c.sent for c in self.opened)
+
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def gone(self) -> bool:
@@ -137,6 +144,7 @@ class FleetLeader:
                 number = node.channels
             assert node.join is not None
             channel = FileChannel(node.fd, number, node.gone)
+            node.opened.append(channel)
             return Agent(channel, key, same_clock=node.join.same_kernel)
 
         return AgentPool(launcher=launch)

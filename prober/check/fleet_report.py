@@ -42,6 +42,8 @@ class NodeInfo:
     host: str | None = None
     fingerprint: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None  # why it did not take part (ClusterShell's error)
+    agents: int = 0  # agent processes the node started for the check
+    requests: int = 0  # requests its agents answered (one file each way on the storage)
 
 
 def _signature(fp: dict[str, Any]) -> str:
@@ -183,6 +185,8 @@ def build(
                 "joined": n.joined,
                 "host": n.host,
                 "error": n.error,
+                "agents": n.agents,
+                "requests": n.requests,
                 "kernel": n.fingerprint.get("kernel"),
                 "fstype": n.fingerprint.get("fstype"),
                 "mount_source": n.fingerprint.get("mount_source"),

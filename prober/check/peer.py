@@ -277,7 +277,7 @@ class FileChannel:
         self.name = f"ch{number}"
         os.mkdir(self.name, 0o755, dir_fd=parent_fd)
         self.fd = os.open(self.name, _DIR_FLAGS, dir_fd=parent_fd)
-        self._sent = 0
+        self._sent = 0  # requests published (each answered by one reply file)
         self._closed = threading.Event()
         self._send_lock = threading.Lock()
 
@@ -315,6 +315,10 @@ class FileChannel:
         self._closed.set()
         with contextlib.suppress(OSError):
             create_excl(self.fd, name)
+
+    @property
+    def sent(self) -> int:
+        return self._sent
 
     def kill(self) -> None:
         self._mark("kill")

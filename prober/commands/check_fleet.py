@@ -202,7 +202,14 @@ def _nodes(leader: FleetLeader, fan: Fanout) -> list[fleet_report.NodeInfo]:
     for node in leader.nodes:
         if node.join is not None:
             found.append(
-                fleet_report.NodeInfo(node.name, True, node.join.host, dict(node.join.fingerprint))
+                fleet_report.NodeInfo(
+                    node.name,
+                    True,
+                    node.join.host,
+                    dict(node.join.fingerprint),
+                    agents=len(node.opened),
+                    requests=node.requests,
+                )
             )
             continue
         run = runs[node.name]

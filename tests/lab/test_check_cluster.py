@@ -83,12 +83,12 @@ def _ssh(lab: Lab) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def lab(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]:
+@contextlib.contextmanager
+def three_clients(options: RunOptions) -> Iterator[Lab]:
     """nfs4.2 and nfs3 prepared (client1 and client2 mounted), client3 mounting nfs4.2 as
-    they do and nfs3 with local_lock=all."""
+    they do and nfs3 with local_lock=all; client1 can ssh to the three by name."""
     cleanup = CleanupStack()
-    targets = registry.select("nfs4.2,nfs3", None, lab_options)
+    targets = registry.select("nfs4.2,nfs3", None, options)
     session = lab_session(targets)
     try:
         with contextlib.ExitStack() as stack:
@@ -108,6 +108,12 @@ def lab(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]
     finally:
         assert cleanup.run_all() == []
         assert session.lab is None
+
+
+@pytest.fixture(scope="module")
+def lab(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]:
+    with three_clients(lab_options) as lab:
+        yield lab
 
 
 def _listing(lab: Lab, role: str, path: str) -> list[str]:

@@ -129,7 +129,9 @@ def op_hold_loop(req: dict[str, Any], handles: Handles) -> Reply:
 
 def _enter(witness: str, me: str, collisions: list[str]) -> bool:
     """O_EXCL-create the witness file; on EEXIST note who was inside (False)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    # O_NOFOLLOW and O_CLOEXEC are POSIX; Windows has neither (and no symlink to fear here)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(witness, flags, 0o644)
     except FileExistsError:

@@ -233,6 +233,9 @@ def check(
         float,
         typer.Option(help="With --hosts: seconds after which a node's command is ended."),
     ] = 900.0,
+    connect_timeout: Annotated[
+        float, typer.Option(help="With --hosts: seconds for each SSH connection to be made.")
+    ] = 10.0,
     remote_prober: Annotated[
         str, typer.Option(help="With --hosts: how the nodes run prober.")
     ] = "prober",
@@ -264,6 +267,7 @@ def check(
             node=node,
             node_timeout=node_timeout,
             remote_prober=remote_prober,
+            connect_timeout=connect_timeout,
         )
     )
 

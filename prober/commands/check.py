@@ -69,6 +69,7 @@ def run(
     node: str | None = None,
     node_timeout: float = 900.0,
     remote_prober: str = "prober",
+    connect_timeout: float = 10.0,
 ) -> int:
     # Everything the user gave is checked before anything is created.
     if step_timeout <= 0:
@@ -92,6 +93,8 @@ def run(
         raise UsageError("--node names this machine in a cluster check; it goes with --join")
     if fanout < 1:
         raise UsageError(f"--fanout {fanout}: give a positive number of connections")
+    if connect_timeout <= 0:
+        raise UsageError(f"--connect-timeout {connect_timeout}: give a positive number of seconds")
     if node_timeout <= 0:
         raise UsageError(f"--node-timeout {node_timeout}: give a positive number of seconds")
     names = clush.expand(hosts) if hosts is not None else None
@@ -121,6 +124,7 @@ def run(
                 fanout=fanout,
                 node_timeout=node_timeout,
                 remote=remote_prober,
+                connect_timeout=connect_timeout,
                 peer_timeout=peer_timeout,
                 step_timeout=step_timeout,
                 emit=_fleet_output(as_json, fmt),

@@ -30,7 +30,6 @@ from prober.fingerprint import fingerprint_path
 from prober.results import Cell
 from prober.targets.base import PreparedTarget
 
-CONNECT_TIMEOUT_S = 10.0  # ClusterShell's ssh ConnectTimeout
 END_GRACE_S = 30.0  # after the report: how long the nodes' commands may take to end
 
 
@@ -74,6 +73,7 @@ def run_fleet(
     node_timeout: float,
     remote: str,
     peer_timeout: float,
+    connect_timeout: float = 10.0,
     step_timeout: float,
     emit: Callable[[dict[str, Any]], None],
     on_this_machine: bool = False,
@@ -108,7 +108,7 @@ def run_fleet(
             for name in names
         }
         fan = Fanout(
-            commands, fanout, CONNECT_TIMEOUT_S, node_timeout, on_this_machine=on_this_machine
+            commands, fanout, connect_timeout, node_timeout, on_this_machine=on_this_machine
         )
         cleanup.push("stop ClusterShell", fan.stop)
         _say(f"starting {len(names)} nodes through ClusterShell (fanout {fanout})")

@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 NODES = ("client1", "client2", "client3")
 CHECK_TIMEOUT_S = 900.0
 PEER_TIMEOUT_S = 300
+CONNECT_TIMEOUT_S = 60  # ssh's handshake on an emulated CPU shared with other labs
 UNREACHABLE = "client9"  # an address of the lab's network that no container has
 
 
@@ -78,8 +79,9 @@ def _ssh(lab: Lab) -> None:
         )
     lab.must(
         "client1",
-        ["sh", "-c", f"ssh-keyscan -T 10 {' '.join(NODES)} >/root/.ssh/known_hosts"],
+        ["sh", "-c", f"ssh-keyscan -t ed25519 -T 30 {' '.join(NODES)} >/root/.ssh/known_hosts"],
         "collecting host keys",
+        180.0,  # an emulated CPU shared with other labs
     )
 
 
@@ -97,6 +99,7 @@ def three_clients(options: RunOptions) -> Iterator[Lab]:
             assert session.lab is not None
             lab = session.lab
             lab.container("client3")
+            lab.wait_for_log("client3", "prober-client: ready", 120.0)  # its sshd is up
             _mount_third(session, lab, "nfs4.2", "nfs4.2")
             _mount_third(session, lab, "nfs3", "nfs3-local-all")
             _ssh(lab)
@@ -138,6 +141,7 @@ def cluster_check(lab: Lab, target: str, nodeset: str) -> Run:
     out = f"/tmp/cluster-{time.monotonic_ns()}"
     command = (
         f"prober check {path} --hosts {nodeset} --json --peer-timeout {PEER_TIMEOUT_S} "
+        f"--connect-timeout {CONNECT_TIMEOUT_S} "
         f">{out}.out 2>{out}.err; echo $?"
     )
     started = time.monotonic()

@@ -227,8 +227,12 @@ def check(
         ),
     ] = None,
     fanout: Annotated[
-        int, typer.Option(help="With --hosts: at most this many SSH connections at a time.")
-    ] = 64,
+        int | None,
+        typer.Option(
+            help="With --hosts: SSH connections ClusterShell keeps open at a time (default and "
+            "minimum: the number of nodes, which all run until the report).",
+        ),
+    ] = None,
     node_timeout: Annotated[
         float,
         typer.Option(help="With --hosts: seconds after which a node's command is ended."),

@@ -65,7 +65,7 @@ def run(
     step_timeout: float = 5.0,
     clean: bool = False,
     hosts: str | None = None,
-    fanout: int = 64,
+    fanout: int | None = None,
     node: str | None = None,
     node_timeout: float = 900.0,
     remote_prober: str = "prober",
@@ -91,8 +91,6 @@ def run(
         )
     if node is not None and not join:
         raise UsageError("--node names this machine in a cluster check; it goes with --join")
-    if fanout < 1:
-        raise UsageError(f"--fanout {fanout}: give a positive number of connections")
     if connect_timeout <= 0:
         raise UsageError(f"--connect-timeout {connect_timeout}: give a positive number of seconds")
     if node_timeout <= 0:
@@ -100,6 +98,13 @@ def run(
     names = clush.expand(hosts) if hosts is not None else None
     if names is not None:
         fleet.check_names(names)
+        # Every node's command runs until the report: a node beyond the fan-out would only
+        # start when another had finished, long after the others stopped waiting for it.
+        if fanout is not None and fanout < len(names):
+            raise UsageError(
+                f"--fanout {fanout}: a cluster check keeps all {len(names)} nodes connected "
+                f"until the report; give at least {len(names)}"
+            )
     token = parse_token(join) if join else None
     catalogue = load()
     known = {e.id for e in catalogue} | set(rows.CROSS_HOST_ROWS)
@@ -121,7 +126,7 @@ def run(
                 catalogue=catalogue,
                 nodeset=hosts,
                 names=names,
-                fanout=fanout,
+                fanout=fanout or len(names),
                 node_timeout=node_timeout,
                 remote=remote_prober,
                 connect_timeout=connect_timeout,

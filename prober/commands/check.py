@@ -91,6 +91,8 @@ def run(
         )
     if node is not None and not join:
         raise UsageError("--node names this machine in a cluster check; it goes with --join")
+    if node is not None:
+        fleet.check_names([node])  # it names a directory: never a path
     if connect_timeout <= 0:
         raise UsageError(f"--connect-timeout {connect_timeout}: give a positive number of seconds")
     if node_timeout <= 0:

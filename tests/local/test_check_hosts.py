@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,47 @@ def test_bad_cluster_options_are_exit_2(tmp_path: Path, args: list[str], says: s
     assert result.returncode == 2, result.stderr
     assert says in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def _hold_loops(paths: list[Path], witness: Path) -> list[list[str]]:
+    """Two threads run the stress's hold-loop (3 holds of 0.2 s) with flock, each on its own
+    open() of its path, sharing one witness file; the collisions each one saw."""
+    from prober.engine.ops import op_hold_loop
+
+    found: list[list[str]] = [[], []]
+
+    def loop(index: int) -> None:
+        fd = os.open(paths[index], os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            request = {
+                "api": "flock",
+                "count": 3,
+                "hold_us": 200_000,
+                "witness": str(witness),
+                "who": f"t{index}",
+            }
+            reply = op_hold_loop(request, {"f": fd})
+            found[index] = list(reply["detail"]["collisions"])
+        finally:
+            os.close(fd)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return found
+
+
+def test_the_witness_sees_overlaps_without_clocks(tmp_path: Path) -> None:
+    witness = tmp_path / "inside"
+    # flock(2): locks on one file through two open()s exclude each other: no create of the
+    # witness ever finds it there.
+    same = _hold_loops([tmp_path / "a", tmp_path / "a"], witness)
+    assert same == [[], []]
+    # Two different files: the locks do not conflict, both threads hold at once, and the
+    # witness's O_EXCL create (open(2): fails with EEXIST) names the one inside.
+    apart = _hold_loops([tmp_path / "a", tmp_path / "b"], witness)
+    assert apart[0] or apart[1]
+    assert {who for seen in apart for who in seen} <= {"t0", "t1", "?"}
+    assert not witness.exists()  # each holder removes it before it unlocks

@@ -89,6 +89,8 @@ def run(
             "--hosts runs its own cluster check; give it without --peer, --join, --clean, "
             "--profile and --require"
         )
+    if hosts is not None and fmt != "text":
+        raise UsageError("--hosts prints text or --json; --format md is not available with it")
     if node is not None and not join:
         raise UsageError("--node names this machine in a cluster check; it goes with --join")
     if node is not None:

@@ -189,6 +189,7 @@ def test_hosts_without_clustershell_is_one_line_exit_2(tmp_path: Path) -> None:
     [
         (["--hosts", "node[1-"], "not a node set"),
         (["--hosts", "node1", "--peer"], "without --peer"),
+        (["--hosts", "node1", "--format", "md"], "not available"),
         (["--node", "node1"], "goes with --join"),
         (["--join", "pc1:x", "--node", "../peer"], "is not a host name"),
         (["--hosts", "node[1-3]", "--fanout", "2"], "give at least 3"),

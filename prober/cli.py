@@ -244,6 +244,38 @@ def check(
             "--clean", help="Only remove check directories in PATH left by killed checks."
         ),
     ] = False,
+    hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--hosts",
+            metavar="NODESET",
+            help="Cluster check: start the check on every node of a ClusterShell node set "
+            "(node[01-64]) over SSH; needs prober[fleet].",
+        ),
+    ] = None,
+    fanout: Annotated[
+        int | None,
+        typer.Option(
+            help="With --hosts: SSH connections ClusterShell keeps open at a time (default and "
+            "minimum: the number of nodes, which all run until the report).",
+        ),
+    ] = None,
+    node_timeout: Annotated[
+        float,
+        typer.Option(help="With --hosts: seconds after which a node's command is ended."),
+    ] = 900.0,
+    connect_timeout: Annotated[
+        float, typer.Option(help="With --hosts: seconds for each SSH connection to be made.")
+    ] = 10.0,
+    remote_prober: Annotated[
+        str, typer.Option(help="With --hosts: how the nodes run prober.")
+    ] = "prober",
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node", help="With --join: this machine's name in a cluster check (set by --hosts)."
+        ),
+    ] = None,
 ) -> None:
     """Will locking work on this existing storage? Exit 0 holds, 1 no exclusion, 2 usage,
     3 unsupported or error, 4 hang."""
@@ -261,6 +293,12 @@ def check(
             peer_timeout=peer_timeout,
             step_timeout=step_timeout,
             clean=clean,
+            hosts=hosts,
+            fanout=fanout,
+            node=node,
+            node_timeout=node_timeout,
+            remote_prober=remote_prober,
+            connect_timeout=connect_timeout,
         )
     )
 

@@ -13,6 +13,10 @@ mkdir -p /lab
 # FUSE mounts (sshfs) need /dev/fuse; the container may use it (its device cgroup rule).
 [ -e /dev/fuse ] || mknod -m 0666 /dev/fuse c 10 229 || say "no /dev/fuse (FUSE mounts will fail)"
 rpcbind -w && rpc.statd --no-notify || say "rpc.statd did not start (NFSv3 locks will fail)"
+# sshd for cluster checks (`prober check --hosts`), with host keys made now: none is in the
+# image or the repository. Clients accept only keys the lab puts in authorized_keys.
+mkdir -p /run/sshd && ssh-keygen -A -q && /usr/sbin/sshd -o PasswordAuthentication=no \
+    || say "sshd did not start (cluster checks cannot reach this client)"
 say ready
 while :; do
     sleep 3600 &

@@ -11,6 +11,9 @@ afresh (opendir revalidates a network filesystem's cached view of it):
     peer/ch<k>/r<n>       that agent's replies; `kill`, `close`, `eof` markers
     peer/report           the leader's final report; `bye` when the joiner has read it
 
+A cluster check (`--hosts`, prober.check.fleet) gives each node the same files in its own
+subdirectory, peer/node-<name>/, and keeps the leader's heartbeats in peer/.
+
 Each agent on the joiner is a real `python -m prober.agent` process; the leader's engine
 drives it through :class:`FileChannel`, so the cross-host rows run unchanged with one side's
 actors on each host. Every wait has a deadline; a side whose heartbeat stops is gone.
@@ -45,6 +48,11 @@ BYE_TIMEOUT_S = 10.0
 _TOKEN = re.compile(r"^pc1:(\.prober-check-[0-9a-f]{8}-[0-9]+-[0-9a-f]{8}):([0-9a-f]{32})$")
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def node_dir(node: str) -> str:
+    """A cluster check node's subdirectory of peer/ (node names are checked by the leader)."""
+    return f"node-{node}"
 
 
 def parse_token(token: str) -> tuple[str, str]:
@@ -234,7 +242,7 @@ class Leader:
                 self._channels += 1
                 number = self._channels
             same = self.join is not None and self.join.same_kernel
-            return Agent(FileChannel(self, number), key, same_clock=same)
+            return Agent(FileChannel(self.fd, number, self.peer_gone), key, same_clock=same)
 
         return launch
 
@@ -264,12 +272,12 @@ class Leader:
 class FileChannel:
     """A channel to one agent on the peer, through files in peer/ch<k>/."""
 
-    def __init__(self, leader: Leader, number: int) -> None:
-        self.leader = leader
+    def __init__(self, parent_fd: int, number: int, gone: Callable[[], bool]) -> None:
+        self.gone = gone  # has the other side stopped?
         self.name = f"ch{number}"
-        os.mkdir(self.name, 0o755, dir_fd=leader.fd)
-        self.fd = os.open(self.name, _DIR_FLAGS, dir_fd=leader.fd)
-        self._sent = 0
+        os.mkdir(self.name, 0o755, dir_fd=parent_fd)
+        self.fd = os.open(self.name, _DIR_FLAGS, dir_fd=parent_fd)
+        self._sent = 0  # requests published (each answered by one reply file)
         self._closed = threading.Event()
         self._send_lock = threading.Lock()
 
@@ -298,7 +306,7 @@ class FileChannel:
                 return
             if time.monotonic() - last_check > 1.0:
                 last_check = time.monotonic()
-                if self.leader.peer_gone():
+                if self.gone():
                     return
             self._closed.wait(delay)
             delay = min(delay * 1.5, POLL_MAX_S)
@@ -307,6 +315,10 @@ class FileChannel:
         self._closed.set()
         with contextlib.suppress(OSError):
             create_excl(self.fd, name)
+
+    @property
+    def sent(self) -> int:
+        return self._sent
 
     def kill(self) -> None:
         self._mark("kill")
@@ -321,13 +333,22 @@ class FileChannel:
 class Joiner:
     """The `--join` side: relays the leader's requests to local agents until the report."""
 
-    def __init__(self, base_fd: int, base: Path, name: str, nonce: str) -> None:
+    def __init__(
+        self, base_fd: int, base: Path, name: str, nonce: str, node: str | None = None
+    ) -> None:
         self.base = base
         self.private_path = base / name
+        self.node = node
         try:
             self.private_fd = os.open(name, _DIR_FLAGS, dir_fd=base_fd)
-            self.fd = os.open(PEER_DIR, _DIR_FLAGS, dir_fd=self.private_fd)
-            offer = json.loads(read(self.fd, "offer"))
+            self.peer_fd = os.open(PEER_DIR, _DIR_FLAGS, dir_fd=self.private_fd)
+            offer = json.loads(read(self.peer_fd, "offer"))
+            # A cluster check's node talks in its own subdirectory; two-host mode in peer/.
+            self.fd = (
+                os.open(node_dir(node), _DIR_FLAGS, dir_fd=self.peer_fd)
+                if node is not None
+                else os.dup(self.peer_fd)
+            )
         except FileNotFoundError:
             raise  # not there (yet): the caller retries until its deadline
         except (OSError, ValueError) as exc:
@@ -337,6 +358,8 @@ class Joiner:
             ) from None
         if offer.get("nonce") != nonce:
             raise ProberError("the token does not match the check waiting there; stopped")
+        if node is not None and node not in offer.get("nodes", []):
+            raise ProberError(f"node {node!r} is not one of the nodes this check expects")
         self.leader_path = str(offer["path"])
         self.offer = offer
         self.heartbeat = Heartbeat(self.fd, "peer", "leader")
@@ -359,10 +382,15 @@ class Joiner:
         """Relay until the report arrives; returns it."""
         delay = POLL_MIN_S
         self.heartbeat.last_change = time.monotonic()
+        leader_seen = 0.0
         try:
             while True:
                 names = listing(self.fd)
-                self.heartbeat.observe(names)
+                if self.node is None:
+                    self.heartbeat.observe(names)
+                elif time.monotonic() - leader_seen > HEARTBEAT_S:
+                    leader_seen = time.monotonic()  # the leader beats in peer/, once for all
+                    self.heartbeat.observe(listing(self.peer_fd))
                 if "report" in names:
                     report: dict[str, Any] = json.loads(read(self.fd, "report"))
                     # Nothing of ours is written after "bye": the leader then removes peer/.
@@ -398,7 +426,7 @@ class Joiner:
     def translate(self, request: dict[str, Any]) -> str | None:
         """Map the leader's paths to ours; None if the request may act on them, else why not."""
         mine = str(self.private_path)
-        for key in ("path", "to"):
+        for key in ("path", "to", "witness"):
             value = request.get(key)
             if not isinstance(value, str):
                 continue
@@ -411,7 +439,7 @@ class Joiner:
         return None
 
     def close(self) -> None:
-        for fd in (self.fd, self.private_fd):
+        for fd in (self.fd, self.peer_fd, self.private_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
 

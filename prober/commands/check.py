@@ -14,6 +14,7 @@ Ctrl-C and SIGTERM); see prober.check.private_dir for what a SIGKILLed check lea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from prober.check import guarantees, private_dir, profiles, rows
+from prober.check import clush, fleet, fleet_report, guarantees, private_dir, profiles, rows
 from prober.check.advice import advise
 from prober.check.peer import PEER_DIR, Joiner, Leader, parse_token
 from prober.check.report import build, local_only_options
@@ -64,6 +65,12 @@ def run(
     peer_timeout: float = 120.0,
     step_timeout: float = 5.0,
     clean: bool = False,
+    hosts: str | None = None,
+    fanout: int | None = None,
+    node: str | None = None,
+    node_timeout: float = 900.0,
+    remote_prober: str = "prober",
+    connect_timeout: float = 10.0,
 ) -> int:
     # Everything the user gave is checked before anything is created.
     if step_timeout <= 0:
@@ -77,6 +84,31 @@ def run(
         raise UsageError("--peer starts a two-host check and --join joins one; give one of them")
     if clean and (peer or join or profile or require):
         raise UsageError("--clean only removes stale check directories; give it alone with PATH")
+    if hosts is not None and (peer or join or clean or profile or require):
+        raise UsageError(
+            "--hosts runs its own cluster check; give it without --peer, --join, --clean, "
+            "--profile and --require"
+        )
+    if hosts is not None and fmt != "text":
+        raise UsageError("--hosts prints text or --json; --format md is not available with it")
+    if node is not None and not join:
+        raise UsageError("--node names this machine in a cluster check; it goes with --join")
+    if node is not None:
+        fleet.check_names([node])  # it names a directory: never a path
+    if connect_timeout <= 0:
+        raise UsageError(f"--connect-timeout {connect_timeout}: give a positive number of seconds")
+    if node_timeout <= 0:
+        raise UsageError(f"--node-timeout {node_timeout}: give a positive number of seconds")
+    names = clush.expand(hosts) if hosts is not None else None
+    if names is not None:
+        fleet.check_names(names)
+        # Every node's command runs until the report: a node beyond the fan-out would only
+        # start when another had finished, long after the others stopped waiting for it.
+        if fanout is not None and fanout < len(names):
+            raise UsageError(
+                f"--fanout {fanout}: a cluster check keeps all {len(names)} nodes connected "
+                f"until the report; give at least {len(names)}"
+            )
     token = parse_token(join) if join else None
     catalogue = load()
     known = {e.id for e in catalogue} | set(rows.CROSS_HOST_ROWS)
@@ -88,7 +120,24 @@ def run(
             return _clean(base_fd, base)
         out = _output(formatter)
         if token is not None:
-            return _join(base_fd, base, token, peer_timeout, out)
+            return _join(base_fd, base, token, peer_timeout, out, node)
+        if hosts is not None and names is not None:
+            from prober.commands.check_fleet import run_fleet
+
+            return run_fleet(
+                base_fd=base_fd,
+                base=base,
+                catalogue=catalogue,
+                nodeset=hosts,
+                names=names,
+                fanout=fanout or len(names),
+                node_timeout=node_timeout,
+                remote=remote_prober,
+                connect_timeout=connect_timeout,
+                peer_timeout=peer_timeout,
+                step_timeout=step_timeout,
+                emit=_fleet_output(as_json, fmt),
+            )
         return _check(
             base_fd,
             base,
@@ -100,6 +149,17 @@ def run(
             step_timeout,
             out,
         )
+
+
+def _fleet_output(as_json: bool, fmt: str) -> Any:
+    def emit(report: dict[str, Any]) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(report, indent=1, sort_keys=True, default=str) + "\n")
+        else:
+            sys.stdout.write(fleet_report.render_text(report))
+        sys.stdout.flush()
+
+    return emit
 
 
 def _output(formatter: Format) -> Any:
@@ -263,12 +323,19 @@ def _check(
     return int(report["exit_code"])
 
 
-def _join(base_fd: int, base: Path, token: tuple[str, str], peer_timeout: float, emit: Any) -> int:
+def _join(
+    base_fd: int,
+    base: Path,
+    token: tuple[str, str],
+    peer_timeout: float,
+    emit: Any,
+    node: str | None = None,
+) -> int:
     name, nonce = token
     deadline = time.monotonic() + peer_timeout
     while True:  # a network filesystem may show the new directory a little later
         try:
-            joiner = Joiner(base_fd, base, name, nonce)
+            joiner = Joiner(base_fd, base, name, nonce, node)
             break
         except FileNotFoundError as exc:
             if time.monotonic() > deadline:

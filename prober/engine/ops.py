@@ -98,20 +98,54 @@ def op_test(req: dict[str, Any], handles: Handles) -> Reply:
 
 
 def op_hold_loop(req: dict[str, Any], handles: Handles) -> Reply:
-    """Take and drop an exclusive lock `count` times, recording each hold interval."""
+    """Take and drop an exclusive lock `count` times, recording each hold interval.
+
+    With `witness` (a path), each holder also O_EXCL-creates that file while it holds and
+    removes it before it unlocks: a create that finds the file there means another holder
+    was inside at the same time. The storage decides that, so no clocks are compared.
+    """
     api = get_api(req["api"])
     fd = _fd(req, handles)
     hold_s = float(req.get("hold_us", 200)) / 1e6
+    witness = req.get("witness")
+    me = str(req.get("who", os.getpid()))
     intervals: list[tuple[int, int]] = []
+    collisions: list[str] = []
     for _ in range(int(req.get("count", 10))):
         api.lock(fd, Mode.EXCLUSIVE, 0, 0, True)
         acquired = time.monotonic_ns()
-        # Touch the file under the lock so overlapping holders would also be visible as data.
+        inside = _enter(str(witness), me, collisions) if witness else False
         time.sleep(hold_s)
+        if inside:
+            os.unlink(str(witness))
         released = time.monotonic_ns()
         api.unlock(fd, 0, 0)
         intervals.append((acquired, released))
-    return {"detail": {"intervals": intervals}}
+    detail: dict[str, Any] = {"intervals": intervals}
+    if witness:
+        detail["collisions"] = collisions
+    return {"detail": detail}
+
+
+def _enter(witness: str, me: str, collisions: list[str]) -> bool:
+    """O_EXCL-create the witness file; on EEXIST note who was inside (False)."""
+    # O_NOFOLLOW and O_CLOEXEC are POSIX; Windows has neither (and no symlink to fear here)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(witness, flags, 0o644)
+    except FileExistsError:
+        try:
+            with open(witness, encoding="utf-8", errors="replace") as held:
+                collisions.append(held.read(200) or "?")
+        except OSError:
+            collisions.append("?")  # it left between our create and our read
+        return False
+    try:
+        os.write(fd, me.encode())
+    finally:
+        os.close(fd)
+    return True
 
 
 def op_read(req: dict[str, Any], handles: Handles) -> Reply:

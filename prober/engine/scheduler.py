@@ -446,6 +446,7 @@ class _Execution:
     def _op_check_disjoint(self, step: Step) -> StepRecord:
         """Do the hold intervals of several hold-loops overlap? denied = never (exclusion)."""
         intervals: list[tuple[int, int, str]] = []
+        collided: list[tuple[str, str]] = []
         for label in step.args.get("steps", []):
             flight = self.in_flight.get(label)
             if flight is not None:
@@ -458,6 +459,12 @@ class _Execution:
                 detail = {"failed": record.index, "outcome": record.outcome}
                 return self._record(step, record.outcome, errno=record.errno, detail=detail)
             intervals += [(a, b, label) for a, b in record.detail.get("intervals", [])]
+            collided += [(label, str(w)) for w in record.detail.get("collisions", [])]
+        if step.args.get("by") == "witness":
+            # Across hosts no two clocks compare: the storage's O_EXCL creates decide.
+            detail = {"holds": len(intervals), "collisions": [list(c) for c in collided]}
+            outcome = "granted" if collided else format_outcome(Kind.DENIED, "EXCLUDED")
+            return self._record(step, outcome, detail=detail)
         intervals.sort()
         overlaps, latest_end, holder = 0, -1, ""
         for start, end, who in intervals:

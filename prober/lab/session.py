@@ -11,7 +11,7 @@ from prober.errors import ProberError
 from prober.lab import daemon, owner, servers
 from prober.lab.build_daemon import build_daemon
 from prober.lab.images import DEFAULT_BASE
-from prober.lab.topology import CLIENTS, Lab, Role, client_role
+from prober.lab.topology import CLIENTS, EXTRA_CLIENTS, Lab, Role, client_role
 from prober.run_options import RunOptions
 from prober.targets.base import Cleanup
 from prober.targets.catalogue import TargetSpec
@@ -38,7 +38,7 @@ def roles(specs: Iterable[TargetSpec], kinds: dict[str, servers.Server]) -> dict
         elif spec.mount.type == "tmpfs":
             tmpfs[f"/lab/{spec.name}"] = spec.mount.options  # each client's own
     client = client_role(volumes, tmpfs)
-    found = dict.fromkeys(CLIENTS, client)
+    found = dict.fromkeys((*CLIENTS, *EXTRA_CLIENTS), client)
     found.update({server.role: server.container() for server in kinds.values()})
     return found
 

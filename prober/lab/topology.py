@@ -43,6 +43,8 @@ Builder = Callable[[Log], AbstractContextManager[BuildDaemon | None]]
 EXEC_TIMEOUT_S = 60.0
 CLIENTS = ("client1", "client2")
 FUSE_DEVICE_RULE = "c 10:229 rwm"  # /dev/fuse (devices.txt: misc 229)
+# Started only when asked for (the cluster-check tests' third node); no target mounts in it.
+EXTRA_CLIENTS = ("client3",)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ def test_the_containers_are_made_as_before() -> None:
     assert made == {
         "client1": client,
         "client2": client,
+        "client3": client,  # started only by the cluster-check tests
         "nfs-server": {
             "privileged": True,
             "volumes": {"prober-run-nfs-export": {"bind": "/export", "mode": "rw"}},
@@ -54,6 +55,7 @@ def test_the_containers_are_made_as_before() -> None:
     assert images == {
         "client1": "client",
         "client2": "client",
+        "client3": "client",
         "nfs-server": "nfs-server",
         "smb-server": "smb-server",
         "ganesha-server": "ganesha-server",

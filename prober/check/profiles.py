@@ -324,12 +324,15 @@ def _judge(
     if missing:
         how = f"not run here: {', '.join(missing)}"
         return MechanismAnswer(mech, NOT_VERIFIED, how, evidence, "not run")
+    if two_host and crossed:
+        # Measured across two hosts: that outweighs what the mount options suggest (nobrl
+        # keeps byte-range locks local, but not an O_EXCL create).
+        if local_only:
+            evidence.append(f"mount options {', '.join(local_only)} did not affect these rows")
+        return MechanismAnswer(mech, WORKS, "", evidence, Verdict.AS_REFERENCE.value)
     if local_only:
         how = f"mount options keep locks on this client: {', '.join(local_only)}"
-        evidence.append(how)
-        return MechanismAnswer(mech, LOCAL_ONLY, how, evidence, Verdict.AS_REFERENCE.value)
-    if not two_host or not crossed:
+    else:
         how = "not verified across hosts (run with --peer / --join)"
-        evidence.append(how)
-        return MechanismAnswer(mech, LOCAL_ONLY, how, evidence, Verdict.AS_REFERENCE.value)
-    return MechanismAnswer(mech, WORKS, "", evidence, Verdict.AS_REFERENCE.value)
+    evidence.append(how)
+    return MechanismAnswer(mech, LOCAL_ONLY, how, evidence, Verdict.AS_REFERENCE.value)

@@ -102,8 +102,24 @@ def test_a_failure_the_tool_carries_on_after_is_unsafe(tmp_path: Path) -> None:
 
 def test_local_only_mount_options_are_named(tmp_path: Path) -> None:
     cells = _reference_cells(tmp_path)
-    first = profiles.answer(_profile(), cells, True, ["nobrl"]).mechanisms[0]
+    first = profiles.answer(_profile(), cells, False, ["nobrl"]).mechanisms[0]
     assert first.answer == profiles.LOCAL_ONLY and "nobrl" in first.how
+
+
+def test_rows_measured_across_hosts_outweigh_the_mount_options(tmp_path: Path) -> None:
+    """Two-host mode ran the mechanism's cross-host row and it excluded: the answer is the
+    measurement's, whatever the mount options suggest."""
+    cells = _reference_cells(tmp_path)
+    crossed = dataclasses.replace(cells[EXCL], experiment="flock.exclusive.clients")
+    text = PROFILE.replace(
+        "why: readers}]", "why: readers}]\n        cross_host: [flock.exclusive.clients]"
+    )
+    profile = profiles.parse(text, "p.yaml", {EXCL, SHARED, SOFT, "flock.exclusive.clients"})
+    cells["flock.exclusive.clients"] = crossed
+    first = profiles.answer(profile["tool"], cells, True, ["nobrl"]).mechanisms[0]
+    assert first.answer == profiles.WORKS and "nobrl" in first.evidence[-1]
+    alone = profiles.answer(profile["tool"], cells, False, ["nobrl"]).mechanisms[0]
+    assert alone.answer == profiles.LOCAL_ONLY
 
 
 def test_the_shipped_profiles_say_how_each_mechanism_fails() -> None:

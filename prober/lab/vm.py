@@ -65,6 +65,9 @@ class VmStatus:
         return asdict(self)
 
 
+PORT_RELEASE_S = 30.0  # how long a killed QEMU may keep its forwarded port
+
+
 def docker_host_url(port: int) -> str:
     return f"tcp://127.0.0.1:{port}"
 
@@ -134,6 +137,9 @@ def ensure_running(
             # that was killed (SIGKILL) while booting. It still holds the port.
             log(f"stopping a QEMU left by an interrupted boot (pid {orphan})")
             vm_qemu.kill(orphan, run)
+            # Its sockets close as the kernel tears the process down, a moment after it is
+            # reaped: wait for the port rather than report it in use.
+            vm_config.wait_port_free(config.port, PORT_RELEASE_S)
         _forget_stale(run)
         vm_config.check_port_free(config.port)
         qemu = base_image.require_tool("qemu-system-x86_64", "qemu-system-x86")

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,19 @@ def check_port_free(port: int) -> None:
             raise UsageError(
                 f"port {port} on 127.0.0.1 is in use ({exc.strerror}); choose another with --port"
             ) from None
+
+
+def wait_port_free(port: int, timeout: float) -> None:
+    """Wait until ``port`` is free on 127.0.0.1, at most ``timeout`` seconds; the last check
+    is check_port_free's, with its error."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            check_port_free(port)
+            return
+        except UsageError:
+            time.sleep(0.2)
+    check_port_free(port)
 
 
 def kernel_package_version(kernel: str) -> str:

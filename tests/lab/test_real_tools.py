@@ -198,6 +198,12 @@ def _print_table(request: pytest.FixtureRequest) -> Iterator[None]:
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None or not OBSERVED:
         return
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        _write_table(reporter)
+
+
+def _write_table(reporter: Any) -> None:
     reporter.write_line("")
     reporter.write_line(
         f"real tools ({', '.join(f'{k} {v}' for k, v in sorted(VERSIONS.items()))}):"

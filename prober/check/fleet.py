@@ -15,7 +15,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prober import __version__
 from prober.check.peer import (
     _DIR_FLAGS,
     BYE_TIMEOUT_S,
@@ -33,10 +31,10 @@ from prober.check.peer import (
     JoinInfo,
     listing,
     node_dir,
+    offer,
     publish,
     read,
 )
-from prober.check.private_dir import boot_id
 from prober.engine.agents import Agent, AgentPool, local_launcher
 from prober.errors import ProberError, UsageError
 
@@ -88,16 +86,8 @@ class FleetLeader:
             fd = os.open(node_dir(name), _DIR_FLAGS, dir_fd=self.fd)
             # Observed only: the leader's own beats go to peer/ (self.heartbeat).
             self.nodes.append(Node(name, index, fd, Heartbeat(fd, "leader", "peer")))
-        offer = {
-            "nonce": self.nonce,
-            "path": str(private_path),
-            "boot_id": boot_id(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "version": __version__,
-            "nodes": names,
-        }
-        publish(self.fd, "offer", json.dumps(offer).encode())
+        fields = {**offer(self.nonce, private_path), "nodes": names}
+        publish(self.fd, "offer", json.dumps(fields).encode())
         self.heartbeat = Heartbeat(self.fd, "leader", "nobody")
         self.heartbeat.start()
 

@@ -178,6 +178,18 @@ class JoinInfo:
         return self.boot_id == boot_id()
 
 
+def offer(nonce: str, private_path: Path) -> dict[str, Any]:
+    """What a leader publishes for its joiners to recognise it (two-host and cluster)."""
+    return {
+        "nonce": nonce,
+        "path": str(private_path),
+        "boot_id": boot_id(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "version": __version__,
+    }
+
+
 class Leader:
     """The `--peer` side: it owns the private subdirectory and runs the engine."""
 
@@ -186,15 +198,7 @@ class Leader:
         self.fd = os.open(PEER_DIR, _DIR_FLAGS, dir_fd=private_fd)
         self.nonce = secrets.token_hex(16)
         self.private_path = private_path
-        offer = {
-            "nonce": self.nonce,
-            "path": str(private_path),
-            "boot_id": boot_id(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "version": __version__,
-        }
-        publish(self.fd, "offer", json.dumps(offer).encode())
+        publish(self.fd, "offer", json.dumps(offer(self.nonce, private_path)).encode())
         self.heartbeat = Heartbeat(self.fd, "leader", "peer")
         self.heartbeat.start()
         self.join: JoinInfo | None = None

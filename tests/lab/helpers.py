@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prober.engine.cleanup import CleanupStack
 from prober.engine.progress import ProgressReporter
 from prober.engine.target_runs import TargetRuns
 from prober.experiments import load, select
@@ -27,6 +29,24 @@ def lab_session(targets: Iterable[Target]) -> LabSession:
     sessions = {id(t.session): t.session for t in targets if isinstance(t, LabTarget)}
     assert len(sessions) == 1, "one select() gives its lab targets one lab"
     return next(iter(sessions.values()))
+
+
+@contextlib.contextmanager
+def prepared_lab(names: Sequence[str], options: RunOptions) -> Iterator[LabSession]:
+    """The lab with the targets prepared (both clients mounted); on the way out the cleanup
+    must leave nothing undone and the lab must be gone."""
+    cleanup = CleanupStack()
+    targets = registry.select(",".join(names), None, options)
+    session = lab_session(targets)
+    try:
+        with contextlib.ExitStack() as stack:
+            for target in targets:
+                stack.enter_context(target.prepare(cleanup))
+            assert session.lab is not None
+            yield session
+    finally:
+        assert cleanup.run_all() == []
+        assert session.lab is None
 
 
 @dataclass

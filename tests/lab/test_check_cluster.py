@@ -19,13 +19,12 @@ from typing import Any
 
 import pytest
 
-from prober.engine.cleanup import CleanupStack
 from prober.lab import mounts
 from prober.lab.session import LabSession
 from prober.lab.topology import Lab
 from prober.run_options import RunOptions
-from prober.targets import catalogue, registry
-from tests.lab.helpers import lab_session
+from prober.targets import catalogue
+from tests.lab.helpers import prepared_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -89,28 +88,19 @@ def _ssh(lab: Lab) -> None:
 def three_clients(options: RunOptions) -> Iterator[Lab]:
     """nfs4.2 and nfs3 prepared (client1 and client2 mounted), client3 mounting nfs4.2 as
     they do and nfs3 with local_lock=all; client1 can ssh to the three by name."""
-    cleanup = CleanupStack()
-    targets = registry.select("nfs4.2,nfs3", None, options)
-    session = lab_session(targets)
-    try:
-        with contextlib.ExitStack() as stack:
-            for target in targets:
-                stack.enter_context(target.prepare(cleanup))
-            assert session.lab is not None
-            lab = session.lab
-            lab.container("client3")
-            lab.wait_for_log("client3", "prober-client: ready", 120.0)  # its sshd is up
-            _mount_third(session, lab, "nfs4.2", "nfs4.2")
-            _mount_third(session, lab, "nfs3", "nfs3-local-all")
-            _ssh(lab)
-            try:
-                yield lab
-            finally:
-                for name in ("nfs4.2", "nfs3"):
-                    mounts.umount(lab, "client3", name)
-    finally:
-        assert cleanup.run_all() == []
-        assert session.lab is None
+    with prepared_lab(["nfs4.2", "nfs3"], options) as session:
+        lab = session.lab
+        assert lab is not None
+        lab.container("client3")
+        lab.wait_for_log("client3", "prober-client: ready", 120.0)  # its sshd is up
+        _mount_third(session, lab, "nfs4.2", "nfs4.2")
+        _mount_third(session, lab, "nfs3", "nfs3-local-all")
+        _ssh(lab)
+        try:
+            yield lab
+        finally:
+            for name in ("nfs4.2", "nfs3"):
+                mounts.umount(lab, "client3", name)
 
 
 @pytest.fixture(scope="module")

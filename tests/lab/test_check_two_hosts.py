@@ -7,7 +7,6 @@ the same report, exit the same and leave PATH as it was is what the mode promise
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shlex
@@ -18,12 +17,10 @@ from typing import Any
 
 import pytest
 
-from prober.engine.cleanup import CleanupStack
 from prober.lab.topology import Lab
 from prober.run_options import RunOptions
-from prober.targets import registry
 from tests.lab import premises
-from tests.lab.helpers import lab_session
+from tests.lab.helpers import prepared_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -47,18 +44,9 @@ class Side:
 @pytest.fixture(scope="module")
 def lab(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]:
     """The run's lab with nfs4.2, smb3-nolease and smb3-nobrl prepared (both clients mounted)."""
-    cleanup = CleanupStack()
-    targets = registry.select("nfs4.2,smb3-nolease,smb3-nobrl", None, lab_options)
-    session = lab_session(targets)
-    try:
-        with contextlib.ExitStack() as stack:
-            for target in targets:
-                stack.enter_context(target.prepare(cleanup))
-            assert session.lab is not None
-            yield session.lab
-    finally:
-        assert cleanup.run_all() == []
-        assert session.lab is None
+    with prepared_lab(["nfs4.2", "smb3-nolease", "smb3-nobrl"], lab_options) as session:
+        assert session.lab is not None
+        yield session.lab
 
 
 def _read(lab: Lab, role: str, path: str) -> str:

@@ -25,11 +25,9 @@ from typing import Any
 
 import pytest
 
-from prober.engine.cleanup import CleanupStack
 from prober.lab.topology import Lab
 from prober.run_options import RunOptions
-from prober.targets import registry
-from tests.lab.helpers import lab_session
+from tests.lab.helpers import prepared_lab
 from tests.lab.test_check_two_hosts import two_host_check
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -71,22 +69,13 @@ def _no_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
 @pytest.fixture(scope="module")
 def lab(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Lab]:
     """The lab with the four targets prepared and the tools copied into both clients."""
-    cleanup = CleanupStack()
-    targets = registry.select(",".join(TARGETS), None, lab_options)
-    session = lab_session(targets)
-    try:
-        with contextlib.ExitStack() as stack:
-            for target in targets:
-                stack.enter_context(target.prepare(cleanup))
-            assert session.lab is not None
-            archive = _tools_archive()
-            for role in ("client1", "client2"):
-                session.lab.must(role, ["mkdir", "-p", TOOLS], "making the tools directory")
-                assert session.lab.container(role).put_archive(TOOLS, archive)
-            yield session.lab
-    finally:
-        assert cleanup.run_all() == []
-        assert session.lab is None
+    with prepared_lab(TARGETS, lab_options) as session:
+        assert session.lab is not None
+        archive = _tools_archive()
+        for role in ("client1", "client2"):
+            session.lab.must(role, ["mkdir", "-p", TOOLS], "making the tools directory")
+            assert session.lab.container(role).put_archive(TOOLS, archive)
+        yield session.lab
 
 
 def _sh(lab: Lab, role: str, script: str, timeout: float = DEADLINE_S) -> tuple[int, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from prober.check.advice import Advice
+from prober.check.advice import Advice, nfs_local_lock
 from prober.check.guarantees import Judged
 from prober.check.profiles import ProfileAnswer
 from prober.engine.outcome import Verdict
@@ -40,8 +40,8 @@ def local_only_options(fp: dict[str, Any]) -> list[str]:
     """Mount options that keep locks on this client (nfs(5), mount.cifs(8), Lustre)."""
     opts = fp.get("lock_options") or {}
     found = [key for key in LOCAL_ONLY_KEYS if opts.get(key)]
-    local_lock = opts.get("local_lock")
-    if local_lock and local_lock != "none":
+    local_lock = nfs_local_lock(fp)
+    if local_lock:
         found.append(f"local_lock={local_lock}")
     if opts.get("nolock") and str(fp.get("fstype", "")).startswith("nfs"):
         found.append("nolock")

@@ -187,7 +187,7 @@ def test_server_and_export_from_the_mount_source(
     ("fstype", "options", "key"),
     [
         ("cifs", {"nobrl": True, "vers": "3.1.1"}, "cifs-nobrl"),
-        ("nfs4", {"local_lock": "flock"}, "nfs-local-lock"),
+        ("nfs", {"local_lock": "flock", "vers": "3"}, "nfs-local-lock"),
         ("nfs", {"nolock": True, "vers": "3"}, "nfs-nolock"),
         ("lustre", {"localflock": True}, "lustre-localflock"),
         ("lustre", {"noflock": True}, "lustre-noflock"),
@@ -208,6 +208,14 @@ def test_local_only_options_follow_nfs5_and_mount_cifs8() -> None:
     assert local_only_options({"fstype": "nfs", "lock_options": {"local_lock": "all"}}) == [
         "local_lock=all"
     ]
+
+
+def test_local_lock_counts_on_nfs_v2_and_v3_only() -> None:
+    # nfs(5) lists local_lock among the options for NFS versions 2 and 3 only.
+    for fstype, vers in (("nfs4", "4.2"), ("nfs", "4.1")):
+        fp = {"fstype": fstype, "lock_options": {"local_lock": "all", "vers": vers}}
+        assert local_only_options(fp) == []
+        assert "nfs-local-lock" not in {a.key for a in advise({}, fp)}
 
 
 def test_a_granted_lock_that_had_to_exclude_is_exit_1(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prober.lab import vm_cache
+from prober.lab import command, vm_cache
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 RUN_DIR = Path("/run/prober-build")
@@ -74,7 +74,7 @@ def _private_daemon(dockerd: str, log: Log) -> Iterator[BuildDaemon | None]:
     socket_path = RUN_DIR / "docker.sock"
     base_url = f"unix://{socket_path}"
     log_path = RUN_DIR / "dockerd.log"
-    command = [
+    argv = [
         dockerd,
         f"--data-root={data_root}",
         f"--exec-root={RUN_DIR / 'exec'}",
@@ -87,7 +87,7 @@ def _private_daemon(dockerd: str, log: Log) -> Iterator[BuildDaemon | None]:
     ]
     with log_path.open("ab") as sink:
         proc = subprocess.Popen(
-            command,
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=sink,
@@ -101,7 +101,7 @@ def _private_daemon(dockerd: str, log: Log) -> Iterator[BuildDaemon | None]:
             time.sleep(0.2)
             client = _ping(base_url) if socket_path.exists() else None
         if client is None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-2:]
+            tail = command.plain(log_path.read_text(errors="replace")).strip().splitlines()[-2:]
             log(
                 "a private dockerd for building did not start "
                 f"({' | '.join(tail) or 'no output'}); the lab's daemon builds instead"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -22,6 +23,8 @@ from prober.errors import ProberError
 
 GROUP_EXIT_TIMEOUT = 30.0
 SHOWN_ARGS = 4  # a command line is named by its first words only
+# Terminal control sequences (colours, cursor moves) that apt, dpkg and build steps write.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|\r")
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,13 @@ def name_of(argv: list[str]) -> str:
     return shown + (" ..." if len(argv) > SHOWN_ARGS else "")
 
 
+def plain(text: str) -> str:
+    """``text`` without terminal control sequences, fit for a one-line error."""
+    return _CONTROL.sub("", text)
+
+
 def last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in plain(text).strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no output"
 
 

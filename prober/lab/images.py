@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prober.errors import ProberError
-from prober.lab import image_transfer, wheel
+from prober.lab import command, image_transfer, wheel
 from prober.lab.build_daemon import BuildDaemon
 from prober.lab.daemon import LABEL
 from prober.lab.image_transfer import image_id
@@ -206,10 +206,11 @@ def _build(
     for chunk in stream:
         if "error" in chunk:
             raise ProberError(
-                f"building the lab image {spec.name} failed: {str(chunk['error']).strip()[:300]}"
+                f"building the lab image {spec.name} failed: "
+                f"{command.plain(str(chunk['error'])).strip()[:300]}"
                 + (f" (last output: {' | '.join(tail[-3:])})" if tail else "")
             )
-        text = str(chunk.get("stream", "")).strip()
+        text = command.plain(str(chunk.get("stream", ""))).strip()
         if text:
             tail = [*tail[-5:], text[:200]]
     log(f"built {tag} in {time.monotonic() - started:.0f} s")

@@ -115,3 +115,10 @@ def test_mke2fs_failing_on_the_data_disk_is_one_line(
         vm._ensure_data_disk(cache, "recipe", lambda _: None)
     assert str(caught.value).startswith("`mke2fs -q -F -t ...` failed (exit 1): mke2fs: Device")
     assert sorted(p.name for p in (cache / "vm").iterdir()) == []  # its sparse file removed
+
+
+def test_a_failure_line_carries_no_terminal_control_sequences() -> None:
+    # apt and dpkg colour their errors at a terminal; a one-line error must be plain text.
+    assert command.last_line("ok\n\x1b[1;31mE:\x1b[0m Unable to locate package x\r\n") == (
+        "E: Unable to locate package x"
+    )

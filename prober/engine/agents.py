@@ -24,7 +24,9 @@ from typing import Any, Protocol
 
 from prober.errors import ProberError
 
-HELLO_TIMEOUT_S = 30.0
+# An agent is a Python start in a container; on a busy TCG VM that several labs share it has
+# been seen to take over 30 s.
+HELLO_TIMEOUT_S = 60.0
 # The engine's pid, for an agent that is to die with it (read by prober.agent, which keeps
 # its own copy of the name: it does not import this module).
 PARENT_ENV = "PROBER_AGENT_PARENT"

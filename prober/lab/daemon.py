@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 from prober.errors import ProberError
 from prober.targets.catalogue import KERNEL_FILESYSTEMS
 
-API_TIMEOUT_S = 120.0  # per HTTP read; builds and long execs stream, so reads stay short
+# Per HTTP read; builds and long execs stream, so reads stay short, but a `docker load`
+# answers only once every layer is in, which on a VM several labs share took over 120 s.
+API_TIMEOUT_S = 300.0
 VM_HINT = "start the Docker-host VM with `prober lab vm up` and export the DOCKER_HOST it prints"
 
 # The labels every lab object carries; `prober lab clean` removes what has LABEL.

@@ -36,6 +36,7 @@ PROBER_DIR = Path(__file__).resolve().parent.parent
 HASH_LABEL = "org.prober.lab.hash"
 IMAGE_LABEL = "org.prober.lab.image"
 PULL_TIMEOUT_S = 300.0
+KEPT_BUILDS = 4  # per lab image, the one just built included
 
 Log = Callable[[str], None]
 
@@ -218,12 +219,14 @@ def _build(
 
 
 def _prune_old(client: Any, name: str, keep: str) -> None:
-    """Remove older builds of this image (ignore those still in use)."""
+    """Remove older builds of this image beyond the newest KEPT_BUILDS (ignore those still
+    in use): labs of other prober versions sharing the daemon may be about to start theirs."""
     import docker.errors
 
-    for image in client.images.list(filters={"label": f"{IMAGE_LABEL}={name}"}):
-        if keep in image.tags:
-            continue
+    builds = client.images.list(filters={"label": f"{IMAGE_LABEL}={name}"})
+    builds.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
+    older = [image for image in builds if keep not in image.tags]
+    for image in older[KEPT_BUILDS - 1 :]:
         for tag in image.tags:
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(tag, noprune=False)

@@ -4,10 +4,13 @@ nothing), and which lock queries misreport a held lock.
 
 It reads the exclusion experiments of each API: `<api>.exclusive-exclusive.processes`,
 `<api>.exclusive.clients`, `<api>.exclusive.server-vs-client`, `.client-vs-server` and the
-`shared-exclusive` variants. In each of them the decisive step is a lock request made while
-another party holds a conflicting lock, so a refusal means the API excludes. A silent no-op is
-a cell judged `no-exclusion` (prober.engine.verdict): a grant in a row that could not be set
-up as designed is not evidence either way and is listed with the errors.
+`shared-exclusive` variants, and their conditions (`<api>.exclusive.clients.after-local-refusal`:
+the same question after something else happened first; an API that stops excluding under a
+condition does not exclude in that scope). In each of them the decisive step is a lock
+request made while another party holds a conflicting lock, so a refusal means the API
+excludes. A silent no-op is a cell judged `no-exclusion` (prober.engine.verdict): a grant in
+a row that could not be set up as designed is not evidence either way and is listed with the
+errors.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ SCOPES: dict[str, tuple[tuple[str, ...], str]] = {
     "clients": (("clients",), "across clients"),
     "server": (("server-vs-client", "client-vs-server"), "against the server"),
 }
+_PLAIN_LABELS = frozenset(label for _suffixes, label in SCOPES.values())
 _CONFLICTS = frozenset({"exclusive-exclusive", "exclusive", "shared-exclusive"})
 # APIs in this order in every list; others follow alphabetically.
 _API_ORDER = ("flock", "posix", "ofd", "lockfileex")
@@ -46,12 +50,18 @@ class SummaryRow:
 def exclusion_scope(experiment: str) -> tuple[str, str] | None:
     """(api, scope) if the experiment asks whether an API excludes in some scope."""
     parts = experiment.split(".")
-    if len(parts) != 3 or parts[0] in ("cross", "setup") or parts[1] not in _CONFLICTS:
+    if len(parts) not in (3, 4) or parts[0] in ("cross", "setup") or parts[1] not in _CONFLICTS:
         return None
     for scope, (suffixes, _label) in SCOPES.items():
         if parts[2] in suffixes:
             return parts[0], scope
     return None
+
+
+def _silent_label(scope: str, experiment: str) -> str:
+    """ "across clients"; a 4-part ID adds its condition: "across clients after-local-refusal"."""
+    condition = experiment.split(".")[3:]
+    return " ".join([SCOPES[scope][1], *condition])
 
 
 def _api_key(api: str) -> tuple[int, str]:
@@ -101,7 +111,8 @@ def summarize_column(column: str, cells: Iterable[Cell]) -> SummaryRow:
         if found:
             states.setdefault(found, []).append((_state(cell), cell))
     row = SummaryRow(column, misreports=_misreports(cells))
-    silent: dict[str, list[str]] = {}
+    silent: dict[str, list[tuple[int, str]]] = {}  # api -> (scope order, label)
+    order = list(SCOPES)
     for (api, scope), items in sorted(states.items(), key=lambda kv: _api_key(kv[0][0])):
         kinds = {state for state, _cell in items}
         if kinds == {"skip"}:
@@ -109,14 +120,21 @@ def summarize_column(column: str, cells: Iterable[Cell]) -> SummaryRow:
         apis = row.excludes.setdefault(scope, [])
         if kinds <= {"excludes", "skip"}:
             apis.append(api)
-        if "silent" in kinds:
-            silent.setdefault(api, []).append(scope)
         for state, cell in items:
+            if state == "silent":
+                label = _silent_label(scope, cell.experiment)
+                silent.setdefault(api, []).append((order.index(scope), label))
             if state == "failed":
                 row.failures.append(f"{api} {SCOPES[scope][1]}: {_failure(cell)}")
     for api in sorted(silent, key=_api_key):
-        scopes = [SCOPES[s][1] for s in SCOPES if s in silent[api]]
-        row.silent.append(f"{api} ({', '.join(scopes)})")
+        plain = {label for _o, label in silent[api] if label in _PLAIN_LABELS}
+        # A condition adds nothing where the API is silent in that scope anyway.
+        labels = dict.fromkeys(
+            label
+            for _o, label in sorted(silent[api])
+            if label in plain or not any(label.startswith(p + " ") for p in plain)
+        )
+        row.silent.append(f"{api} ({', '.join(labels)})")
     return row
 
 

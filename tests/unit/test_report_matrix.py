@@ -81,6 +81,18 @@ def test_summary_rules() -> None:
     assert describe(row, "server") == "not measured"
 
 
+def test_an_api_that_stops_excluding_under_a_condition_does_not_exclude_in_its_scope() -> None:
+    cells = [
+        _cell("flock.exclusive.clients", "denied:EAGAIN", "as-reference"),
+        _cell("flock.exclusive.clients.after-local-refusal", "granted", "no-exclusion"),
+        _cell("posix.exclusive.clients", "denied:EACCES", "as-reference"),
+        _cell("posix.exclusive.clients.after-local-refusal", "denied:EACCES", "as-reference"),
+    ]
+    row = summarize_column("t", cells)
+    assert row.excludes == {"clients": ["posix"]}
+    assert row.silent == ["flock (across clients after-local-refusal)"]
+
+
 @pytest.mark.parametrize(
     ("experiment", "expected"),
     [
@@ -90,6 +102,8 @@ def test_summary_rules() -> None:
         ("flock.shared-shared.processes", None),
         ("cross.flock-vs-posix.processes", None),
         ("flock.exclusive.threads", None),
+        ("flock.exclusive.clients.after-local-refusal", ("flock", "clients")),
+        ("setup.delete-locked-file.posix", None),
     ],
 )
 def test_exclusion_scope(experiment: str, expected: tuple[str, str] | None) -> None:

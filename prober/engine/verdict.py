@@ -10,6 +10,10 @@ The rule (DESIGN.md, "verdict"; the README's legend says the same):
   had to be refused and was granted.
 - A deviation before the decisive step means the row could not be set up as designed:
   `differs`, saying so; a step that could not run (`not-run`) is never read as a lock outcome.
+- A timeout is a `hang` unless a waiting request that `blocked` vouched for ended with an
+  outcome the row did not expect: `blocked` only sees that no answer came yet, not that the
+  request reached the kernel first, so the later steps were not asked in the designed state
+  (`differs`, saying so).
 - A lock query (`test`: F_GETLK, F_OFD_GETLK) changes no lock state; one that misreports is
   its own finding (`query-misreports`), never exclusion lost, and judging goes on past it.
 """
@@ -92,6 +96,29 @@ def _misreport(query: StepRecord) -> str:
     return f"lock query {describe(query)} reported {said} where {query.expected} was documented"
 
 
+def _unestablished_wait(records: Sequence[StepRecord], hung: StepRecord) -> str | None:
+    """Why ``hung``'s timeout is not judged, when a waiting request that a `blocked` step saw
+    before it ended with an outcome its `await` did not expect; None otherwise."""
+    vouched = {
+        str(r.args.get("step")): r
+        for r in records
+        if r.op == "blocked" and r.index < hung.index and r.outcome == Kind.GRANTED.value
+    }
+    for record in records:
+        label = str(record.args.get("step"))
+        if record.op != "await" or label not in vouched or not _deviates(record):
+            continue
+        if _kind(record.outcome) not in (Kind.DENIED, Kind.ERROR, Kind.GRANTED):
+            continue  # a timeout or not-run says nothing about when the request began
+        return (
+            f"the row could not be set up as designed: the request {label!r} that "
+            f"{describe(vouched[label])} saw waiting ended {record.outcome} "
+            f"({describe(record)}), so it was not waiting when {describe(hung)} asked; "
+            f"that step's timeout is not judged"
+        )
+    return None
+
+
 def judge(records: Sequence[StepRecord]) -> Judgement:
     """The verdict of one experiment, one sentence saying why (unless as-reference), and the
     findings beside the verdict (`query-misreports`)."""
@@ -100,6 +127,9 @@ def judge(records: Sequence[StepRecord]) -> Judgement:
         return Judgement(Verdict.DIFFERS, "the decisive step did not run")
     hung = [r for r in records if r.outcome == Kind.TIMEOUT.value]
     if hung:
+        broken = _unestablished_wait(records, hung[0])
+        if broken is not None:
+            return Judgement(Verdict.DIFFERS, broken)
         return Judgement(Verdict.HANG, f"{describe(hung[0])} did not return before its deadline")
     if _kind(decisive.outcome) is Kind.NOT_APPLICABLE:
         return Judgement(Verdict.DIFFERS, f"the decisive step was not reached: {_wrong(decisive)}")

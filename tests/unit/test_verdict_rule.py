@@ -116,3 +116,32 @@ def test_the_published_matrix_satisfies_the_invariants() -> None:
     run = load(Path(__file__).parents[2] / "reports" / "results.json")
     assert len(run.cells) > 1000
     assert verdict_invariants.problems(run.cells) == []
+
+
+def _reordered() -> dict[str, Cell]:
+    data = json.loads((FIXTURES / "reordered-wait" / "cells.json").read_text())
+    return {c.target: c for c in (Cell.from_dict(c) for c in data["cells"])}
+
+
+def test_a_timeout_after_a_wait_that_was_not_yet_waiting_is_not_a_hang() -> None:
+    cell = _reordered()["overlay"]
+    by_index = {s.index: s for s in cell.steps}
+    # What the records show: `blocked` saw A's request unanswered, yet A's request itself
+    # ended EDEADLK (fcntl(2): it would have waited for B), so B had asked first and then
+    # waited, as fcntl(2) lets it, on A's lock at byte 0 that A never released.
+    blocked = next(s for s in cell.steps if s.op == "blocked")
+    waited = next(s for s in cell.steps if s.op == "await")
+    assert blocked.outcome == "granted" and waited.outcome == "error:EDEADLK"
+    assert _kind(by_index[6].outcome) is Kind.TIMEOUT and by_index[6].decisive
+    judged = judge(cell.steps)
+    assert cell.verdict == "hang"  # what the rule said before
+    assert judged.verdict == "differs"
+    assert "could not be set up as designed" in judged.explanation
+
+
+def test_a_timeout_while_the_vouched_wait_went_as_designed_stays_a_hang() -> None:
+    cell = _reordered()["smb3"]
+    waited = next(s for s in cell.steps if s.op == "await")
+    # A's request was granted once B's was abandoned: A really waited, B really got no answer.
+    assert waited.outcome == "granted" == waited.expected
+    assert judge(cell.steps).verdict == "hang"

@@ -89,7 +89,8 @@ def test_a_good_catalogue_parses() -> None:
     [
         (
             ("kind: nfsd", "kind: knfsd"),
-            r"^<t>:13: nfs4.2: server.kind: 'knfsd' is not one of nfsd, samba, ganesha, sshd, qemu-9p, virtiofsd$",
+            r"^<t>:13: nfs4.2: server.kind: 'knfsd' is not one of nfsd, samba, ganesha, sshd, "
+            r"qemu-9p, virtiofsd$",
         ),
         (
             ("    runs: host\n", "    runs: host\n    colour: red\n"),

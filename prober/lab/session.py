@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 
 from prober.errors import ProberError
-from prober.lab import daemon, owner, servers, vm, vm_shares
+from prober.lab import daemon, owner, servers, vm, vm_cache, vm_shares
 from prober.lab.build_daemon import build_daemon
 from prober.lab.images import DEFAULT_BASE
 from prober.lab.topology import CLIENTS, EXTRA_CLIENTS, Lab, Role, client_role
@@ -28,14 +28,15 @@ def log(message: str) -> None:
 
 
 def roles(
-    specs: Iterable[TargetSpec], kinds: dict[str, servers.Server], shared: tuple[str, ...] = ()
+    specs: Iterable[TargetSpec],
+    kinds: dict[str, servers.Server],
+    binds: dict[str, str] | None = None,
 ) -> dict[str, Role]:
     """Every container a run may start: the clients, with the container targets' own
-    mounts (a Docker volume, a tmpfs) and the VM's shares (``shared``: those the running VM
-    has) at /lab/<target>, and one container per server kind."""
+    mounts (a Docker volume, a tmpfs) at /lab/<target> and the VM's shares (``binds``: guest
+    path -> mount point), and one container per server kind."""
     volumes: dict[str, str] = {}
     tmpfs: dict[str, str] = {}
-    binds = {f"{vm_shares.GUEST_ROOT}/{tag}": f"/lab/{tag}" for tag in shared}
     for spec in (s for s in specs if s.in_lab and s.server is None):
         if spec.mount.type == "volume":
             volumes[spec.name] = f"/lab/{spec.name}"  # one volume, the same in both clients
@@ -87,12 +88,19 @@ class LabSession:
                     raise
                 owner.reap(client, log)  # what runs killed before this one left
                 self.vm = _the_vm(self.options.docker_host)
-                shared = self.vm.shares if self.vm is not None else ()
+                # The shares at this machine's own path of them (as Docker Desktop binds
+                # /Users/...): the engine gives every host one path for the workdir. Their
+                # parent, recursively: a share that fails does not stop the containers.
+                binds = (
+                    {vm_shares.GUEST_ROOT: str(vm_shares.shares_root(vm_cache.cache_root()))}
+                    if self.vm is not None and self.vm.shares
+                    else {}
+                )
                 self.lab = Lab(
                     client,
                     base_image=self.options.base_image or DEFAULT_BASE,
                     log=log,
-                    roles=roles(self.specs, self.kinds, shared),
+                    roles=roles(self.specs, self.kinds, binds),
                     builder=build_daemon if builds_elsewhere(self.options.docker_host) else None,
                 )
             return self.lab

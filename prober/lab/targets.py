@@ -172,8 +172,9 @@ class LabTarget:
         hosts = {host: host for host in self.spec.hosts}
         with phases("containers_s"):
             lab.start([h for h in hosts if h in CLIENTS])
+        # The clients bind the share at this machine's path of it: one path on every host.
         host_run = vm_shares.host_dir(vm_cache.cache_root(), self.name) / "run"
-        workdir = f"/lab/{self.name}/run"
+        workdir = str(host_run)
         shutil.rmtree(host_run, ignore_errors=True)
         host_run.mkdir(mode=0o777)
         host_run.chmod(0o777)  # past the umask: the unprivileged actors write here
@@ -200,9 +201,7 @@ class LabTarget:
                     fingerprint=fingerprint,
                     hosts=frozenset(hosts),
                     pool=pool,
-                    host_paths={
-                        host: host_run if host == "hypervisor" else Path(workdir) for host in hosts
-                    },
+                    host_paths={host: host_run for host in hosts},
                     features=self.spec.features,
                     timings=phases.seconds,
                 )

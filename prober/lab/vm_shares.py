@@ -72,8 +72,12 @@ def is_share(spec: TargetSpec) -> bool:
     return spec.server is not None and spec.server.kind in KINDS
 
 
+def shares_root(cache: Path) -> Path:
+    return cache / "vm" / "shares"
+
+
 def host_dir(cache: Path, tag: str) -> Path:
-    return cache / "vm" / "shares" / tag
+    return shares_root(cache) / tag
 
 
 def kernel_params(found: list[Share]) -> str:

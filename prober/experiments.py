@@ -23,7 +23,9 @@ DEFAULT_FILE = MATRIX_DIR / "experiments.yaml"
 LOCK_APIS = ("flock", "posix", "ofd")
 ALL_APIS = (*LOCK_APIS, "lockfileex")
 ACTOR_KINDS = ("process", "thread", "fork")
-HOSTS = ("client1", "client2", "server")
+# hypervisor: this machine, outside the Docker-host VM, on the directory the VM shares
+# (targets whose server kind is qemu-9p or virtiofsd).
+HOSTS = ("client1", "client2", "server", "hypervisor")
 FILE_SHAPES = ("absent", "zero-length", "one-byte")
 DIR_MODES = ("writable", "readonly")
 MOUNT_MODES = ("rw", "readonly")

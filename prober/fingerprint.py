@@ -216,6 +216,9 @@ _CIFS_KEYS = (
 )
 # Lustre: flock (coherent across clients), localflock (client-local), noflock (ENOSYS).
 _LUSTRE_KEYS = ("flock", "localflock", "noflock")
+# 9p (Documentation/filesystems/9p.rst): the cache mode, the protocol version (9p2000.L
+# carries POSIX lock requests), the transport and the lock retry timeout.
+_9P_KEYS = ("cache", "version", "trans", "access", "locktimeout")
 
 
 def lock_relevant_options(entry: MountEntry) -> dict[str, str | bool]:
@@ -236,6 +239,10 @@ def lock_relevant_options(entry: MountEntry) -> dict[str, str | bool]:
         keys = _CIFS_KEYS
     elif family == "lustre":
         keys = _LUSTRE_KEYS
+    elif family == "9p":
+        keys = _9P_KEYS
+    elif family == "virtiofs":
+        relevant["virtiofs_tag"] = entry.source  # virtiofsd's options are the host's
     elif family in ("fuse", "fuseblk"):
         relevant["fuse_subtype"] = entry.fstype.partition(".")[2] or entry.source
     for key in keys:

@@ -222,6 +222,35 @@ def _mount_options(cells: Cells, fp: Fingerprint) -> list[Advice]:
     return out
 
 
+def _vm_share(cells: Cells, fp: Fingerprint) -> list[Advice]:
+    """A share of the machine that runs this VM (Docker Desktop, Kata, WSL, QEMU)."""
+    fstype = str(fp.get("fstype") or "")
+    if fstype == "9p" or fp.get("statfs_name") == "v9fs":
+        return [
+            Advice(
+                "vm-9p",
+                "a 9p share of the VM's host (QEMU virtio-9p, WSL)",
+                "the guest's kernel keeps its own lock table for this mount; whether a lock "
+                "also reaches the host's files is up to the 9p server (9p2000.L sends lock "
+                "requests to it): processes on the host or in another guest may not be "
+                "excluded; measure it with `prober run --fs vm-9p` or keep lock files on "
+                "one side only",
+            )
+        ]
+    if fstype == "virtiofs":
+        return [
+            Advice(
+                "vm-virtiofs",
+                "a virtiofs share of the VM's host (virtiofsd)",
+                "virtiofsd decides whether locks reach the host: virtiofsd(1) posix_lock "
+                "and flock are both off by default, and then the guest's locks exclude only "
+                "processes in this guest; ask for -o posix_lock,flock on the host, or keep "
+                "lock files on one side only",
+            )
+        ]
+    return []
+
+
 RULES: tuple[Rule, ...] = (
     _no_exclusion,
     _hang,
@@ -229,6 +258,7 @@ RULES: tuple[Rule, ...] = (
     _unsupported,
     _flock_posix_interact,
     _mount_options,
+    _vm_share,
 )
 
 

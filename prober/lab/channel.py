@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from prober.engine.agents import Agent, unprivileged_ids
+from prober.engine.agents import Agent, local_launcher, unprivileged_ids
 from prober.lab.daemon import resending
 
 KILL_TIMEOUT_S = 10.0
@@ -152,11 +152,14 @@ class DockerExecChannel:
             self._stream.close()
 
 
-def launcher(client: Any, containers: dict[str, Any]) -> Any:
-    """An AgentPool launcher for keys "<host>" and "<host>:unprivileged" (host -> container)."""
+def launcher(client: Any, containers: dict[str, Any], local: frozenset[str] = frozenset()) -> Any:
+    """An AgentPool launcher for keys "<host>" and "<host>:unprivileged" (host -> container;
+    a host in ``local`` is this machine: its agents are our children)."""
 
     def launch(key: str) -> Agent:
         host, _, flavour = key.partition(":")
+        if host in local:
+            return local_launcher(key)
         container = containers.get(host)
         if container is None:
             raise ValueError(f"this lab target has no host {host!r}")

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 
 from prober.errors import ProberError
-from prober.lab import daemon, owner, servers
+from prober.lab import daemon, owner, servers, vm, vm_cache, vm_shares
 from prober.lab.build_daemon import build_daemon
 from prober.lab.images import DEFAULT_BASE
 from prober.lab.topology import CLIENTS, EXTRA_CLIENTS, Lab, Role, client_role
@@ -27,9 +27,14 @@ def log(message: str) -> None:
     print(f"prober: lab: {message}", file=sys.stderr, flush=True)
 
 
-def roles(specs: Iterable[TargetSpec], kinds: dict[str, servers.Server]) -> dict[str, Role]:
+def roles(
+    specs: Iterable[TargetSpec],
+    kinds: dict[str, servers.Server],
+    binds: dict[str, str] | None = None,
+) -> dict[str, Role]:
     """Every container a run may start: the clients, with the container targets' own
-    mounts (a Docker volume, a tmpfs) at /lab/<target>, and one container per server kind."""
+    mounts (a Docker volume, a tmpfs) at /lab/<target> and the VM's shares (``binds``: guest
+    path -> mount point), and one container per server kind."""
     volumes: dict[str, str] = {}
     tmpfs: dict[str, str] = {}
     for spec in (s for s in specs if s.in_lab and s.server is None):
@@ -37,10 +42,19 @@ def roles(specs: Iterable[TargetSpec], kinds: dict[str, servers.Server]) -> dict
             volumes[spec.name] = f"/lab/{spec.name}"  # one volume, the same in both clients
         elif spec.mount.type == "tmpfs":
             tmpfs[f"/lab/{spec.name}"] = spec.mount.options  # each client's own
-    client = client_role(volumes, tmpfs)
+    client = client_role(volumes, tmpfs, binds)
     found = dict.fromkeys((*CLIENTS, *EXTRA_CLIENTS), client)
     found.update({server.role: server.container() for server in kinds.values()})
     return found
+
+
+def _the_vm(docker_host: str | None) -> vm.VmStatus | None:
+    """The Docker-host VM of this cache when it is the lab's daemon: only then do its
+    shares exist (binding a missing path would make an empty directory on another daemon)."""
+    status = vm.vm_status(ping=False)
+    if status is None or docker_host is None:
+        return None
+    return status if daemon.docker_host(docker_host) == status.docker_host else None
 
 
 class LabSession:
@@ -55,9 +69,11 @@ class LabSession:
         self.error: str | None = None
         self.started: dict[str, servers.ServerInfo] = {}
         self.teardown_token: int | None = None
+        self.vm: vm.VmStatus | None = None  # the lab's daemon is this VM's (its shares)
 
     def _servers(self) -> dict[str, servers.Server]:
-        kinds = sorted({s.server.kind for s in self.specs if s.server is not None})
+        served = [s for s in self.specs if s.server is not None and not vm_shares.is_share(s)]
+        kinds = sorted({s.server.kind for s in served if s.server is not None})
         return {kind: servers.KINDS[kind](log) for kind in kinds}
 
     def get(self) -> Lab:
@@ -71,11 +87,20 @@ class LabSession:
                     self.error = str(exc)
                     raise
                 owner.reap(client, log)  # what runs killed before this one left
+                self.vm = _the_vm(self.options.docker_host)
+                # The shares at this machine's own path of them (as Docker Desktop binds
+                # /Users/...): the engine gives every host one path for the workdir. Their
+                # parent, recursively: a share that fails does not stop the containers.
+                binds = (
+                    {vm_shares.GUEST_ROOT: str(vm_shares.shares_root(vm_cache.cache_root()))}
+                    if self.vm is not None and self.vm.shares
+                    else {}
+                )
                 self.lab = Lab(
                     client,
                     base_image=self.options.base_image or DEFAULT_BASE,
                     log=log,
-                    roles=roles(self.specs, self.kinds),
+                    roles=roles(self.specs, self.kinds, binds),
                     builder=build_daemon if builds_elsewhere(self.options.docker_host) else None,
                 )
             return self.lab

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,7 +16,8 @@ from typing import Any
 
 from prober.engine.agents import HELLO_TIMEOUT_S, AgentPool
 from prober.errors import ProberError
-from prober.lab import channel, daemon, mounts, servers
+from prober.fingerprint import fingerprint_path
+from prober.lab import channel, daemon, mounts, servers, vm, vm_cache, vm_shares
 from prober.lab.parallel import parallel
 from prober.lab.session import LabSession
 from prober.lab.topology import CLIENTS, Lab
@@ -51,6 +53,8 @@ class LabTarget:
         nothing: when no image is there to check from, prepare() checks (and says why)."""
         try:
             lab = self.session.get()
+            if vm_shares.is_share(self.spec):
+                return self._share_missing()
             if not self.spec.kernel:
                 return None
             support = lab.kernel_support(may_build=False)
@@ -82,6 +86,9 @@ class LabTarget:
                 raise ProberError(reason)
         if self.spec.server is None:
             with self._prepare_container(lab, phases) as prepared:
+                yield prepared
+        elif vm_shares.is_share(self.spec):
+            with self._prepare_share(lab, phases) as prepared:
                 yield prepared
         else:
             with self._prepare_served(lab, self.spec.server.kind, phases) as prepared:
@@ -139,6 +146,68 @@ class LabTarget:
             finally:
                 parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])
 
+    # -- a directory of this machine shared into the Docker-host VM -------------------------
+    def _share_missing(self) -> str | None:
+        status = self.session.vm
+        if status is None:
+            return (
+                f"{self.name} is a share of the Docker-host VM: run the lab on the VM of this "
+                "cache (prober lab vm up; --docker-host vm)"
+            )
+        if self.name not in status.shares:
+            return (
+                f"the running VM (pid {status.pid}) was started without the {self.name} share: "
+                "restart it (prober lab vm down && prober lab vm up)"
+            )
+        return None
+
+    @contextlib.contextmanager
+    def _prepare_share(self, lab: Lab, phases: _Phases) -> Iterator[PreparedTarget]:
+        started = time.monotonic()
+        reason = self._share_missing()
+        if reason:
+            raise ProberError(reason)
+        status = self.session.vm
+        assert status is not None
+        hosts = {host: host for host in self.spec.hosts}
+        with phases("containers_s"):
+            lab.start([h for h in hosts if h in CLIENTS])
+        # The clients bind the share at this machine's path of it: one path on every host.
+        host_run = vm_shares.host_dir(vm_cache.cache_root(), self.name) / "run"
+        workdir = str(host_run)
+        shutil.rmtree(host_run, ignore_errors=True)
+        host_run.mkdir(mode=0o777)
+        host_run.chmod(0o777)  # past the umask: the unprivileged actors write here
+        with self._warming(lab, hosts, local=frozenset({"hypervisor"})) as (pool, warmed):
+            try:
+                with phases("agents_s"):
+                    fingerprint = self._fingerprint(lab, workdir, hosts)
+                    warmed()
+                seen = str(fingerprint.get("fstype", ""))
+                if seen != self.spec.mount.type:
+                    raise ProberError(
+                        f"{workdir} in client1 is {seen or 'unknown'}, not the VM's "
+                        f"{self.spec.mount.type} share: restart the VM (prober lab vm down && up)"
+                    )
+                fingerprint["hypervisor"] = fingerprint_path(str(host_run))
+                fingerprint["server_software"] = _share_software(self.spec, status)
+                fingerprint["share_export"] = (
+                    self.spec.server.settings if self.spec.server else {}
+                ).get("export", "")
+                fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
+                yield PreparedTarget(
+                    name=self.name,
+                    workdir=Path(workdir),
+                    fingerprint=fingerprint,
+                    hosts=frozenset(hosts),
+                    pool=pool,
+                    host_paths={host: host_run for host in hosts},
+                    features=self.spec.features,
+                    timings=phases.seconds,
+                )
+            finally:
+                shutil.rmtree(host_run, ignore_errors=True)
+
     # -- container filesystems ------------------------------------------------------------
     @contextlib.contextmanager
     def _prepare_container(self, lab: Lab, phases: _Phases) -> Iterator[PreparedTarget]:
@@ -182,12 +251,13 @@ class LabTarget:
 
     @contextlib.contextmanager
     def _warming(
-        self, lab: Lab, hosts: dict[str, str]
+        self, lab: Lab, hosts: dict[str, str], local: frozenset[str] = frozenset()
     ) -> Iterator[tuple[AgentPool, Callable[[], None]]]:
         """An agent pool on the target's hosts (its own: no agent serves two targets), its
-        first agents starting in the background; call the second value to wait for them."""
-        containers = {host: lab.container(role) for host, role in hosts.items()}
-        pool = AgentPool(channel.launcher(lab.client, containers))
+        first agents starting in the background; call the second value to wait for them.
+        Hosts in ``local`` are this machine."""
+        containers = {h: lab.container(role) for h, role in hosts.items() if h not in local}
+        pool = AgentPool(channel.launcher(lab.client, containers, local))
         warm: list[Callable[[], Any]] = [functools.partial(pool.warm, "client1", 2)]
         warm += [functools.partial(pool.warm, host, 1) for host in hosts if host != "client1"]
         errors: list[BaseException] = []
@@ -214,6 +284,13 @@ class LabTarget:
         finally:
             thread.join(WARM_TIMEOUT_S)  # never leave an agent starting into a closed pool
             pool.close()
+
+
+def _share_software(spec: TargetSpec, status: vm.VmStatus) -> str:
+    """What serves the share: QEMU's own 9p server, or virtiofsd (its path and version)."""
+    if spec.server is not None and spec.server.kind == "virtiofsd":
+        return status.virtiofsd or "virtiofsd (version unknown)"
+    return f"QEMU virtio-9p ({status.qemu})" if status.qemu else "QEMU virtio-9p"
 
 
 class _Phases:

@@ -59,6 +59,7 @@ class Role:
     security_opt: tuple[str, ...] = ()
     device_cgroup_rules: tuple[str, ...] = ()  # devices it may use (docker --device-cgroup-rule)
     environment: dict[str, str] = field(default_factory=dict)
+    binds: dict[str, str] = field(default_factory=dict)  # Docker-host path -> mount point
 
     def create_kwargs(self, volume: Callable[[str], str]) -> dict[str, Any]:
         """The keyword arguments of containers.create; `volume` names a purpose's volume."""
@@ -71,11 +72,11 @@ class Role:
             kwargs["security_opt"] = list(self.security_opt)
         if self.device_cgroup_rules:
             kwargs["device_cgroup_rules"] = list(self.device_cgroup_rules)
-        if self.volumes:
+        if self.volumes or self.binds:
             kwargs["volumes"] = {
                 volume(purpose): {"bind": point, "mode": "rw"}
                 for purpose, point in self.volumes.items()
-            }
+            } | {path: {"bind": point, "mode": "rw"} for path, point in self.binds.items()}
         if self.tmpfs:
             kwargs["tmpfs"] = dict(self.tmpfs)
         if self.environment:
@@ -83,7 +84,11 @@ class Role:
         return kwargs
 
 
-def client_role(volumes: dict[str, str] | None = None, tmpfs: dict[str, str] | None = None) -> Role:
+def client_role(
+    volumes: dict[str, str] | None = None,
+    tmpfs: dict[str, str] | None = None,
+    binds: dict[str, str] | None = None,
+) -> Role:
     """A client container: mount(2) needs CAP_SYS_ADMIN, and seccomp and AppArmor unconfined
     (the default profiles refuse mount even with the capability). FUSE mounts (sshfs) need
     /dev/fuse (10:229), which the client makes itself: the Docker host may not have the node
@@ -95,6 +100,7 @@ def client_role(volumes: dict[str, str] | None = None, tmpfs: dict[str, str] | N
         cap_add=("SYS_ADMIN", "DAC_READ_SEARCH"),
         security_opt=("seccomp=unconfined", "apparmor=unconfined"),
         device_cgroup_rules=(FUSE_DEVICE_RULE,),
+        binds=dict(binds or {}),
     )
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from prober.errors import ProberError, UsageError
-from prober.lab import base_image, command, vm_cache, vm_config, vm_image, vm_qemu
+from prober.lab import base_image, command, vm_cache, vm_config, vm_image, vm_qemu, vm_shares
 from prober.lab.vm_config import VmConfig
 from prober.lab.vm_qemu import KvmBroken, RunDir, VmBootError
+from prober.targets import catalogue
 
 UP_LOCK_TIMEOUT = 3600.0  # a concurrent `up` may be building the image
 DOWN_LOCK_TIMEOUT = 60.0
@@ -60,6 +61,9 @@ class VmStatus:
     started_at: float
     boot_seconds: float
     docker_answers: bool = False
+    shares: tuple[str, ...] = ()  # the host directories shared into it (vm_shares)
+    virtiofsd: str = ""  # the virtiofsd that serves its virtiofs shares, and its version
+    qemu: str = ""  # qemu --version (its 9p server is part of it)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +93,7 @@ def vm_status(cache: Path | None = None, ping: bool = True) -> VmStatus | None:
     run = _run_dir(cache)
     try:
         data = json.loads(run.state.read_text())
+        data["shares"] = tuple(data.get("shares", ()))
         status = VmStatus(**data)
     except (OSError, ValueError, TypeError):
         return None
@@ -214,18 +219,32 @@ def _boot(
     log: Log,
 ) -> str:
     run.reset()
+    vm_shares.reap(run.path)
+    cache = run.path.parent.parent
+    shares = vm_shares.shares(catalogue.load().targets)
+    for share in shares:
+        vm_shares.host_dir(cache, share.tag).mkdir(parents=True, exist_ok=True)
     argv = vm_qemu.build_argv(qemu, run, entry.vmlinuz, entry.initrd, entry.root, data,
-                              config.cpus, config.memory_mib, config.port, accel)  # fmt: skip
+                              config.cpus, config.memory_mib, config.port, accel,
+                              vm_shares.qemu_args(shares, cache, run.path, config.memory_mib),
+                              vm_shares.kernel_params(shares))  # fmt: skip
     started = time.monotonic()
     log(f"booting the VM ({accel.upper()}, {config.cpus} vCPUs, {config.memory_mib} MiB); "
         f"deadline {config.boot_timeout:.0f} s")  # fmt: skip
-    pid = vm_qemu.launch(argv, run, accel)
+    virtiofsd = _virtiofsd_fact(shares)
+    vm_shares.start_virtiofsds(shares, cache, run.path)
+    try:
+        pid = vm_qemu.launch(argv, run, accel)
+    except BaseException:
+        vm_shares.reap(run.path)  # no QEMU connected: they would wait for it forever
+        raise
     try:
         vm_qemu.wait_for_docker(pid, run, config.port, started + config.boot_timeout, accel)
         release = kernel_release(docker_host_url(config.port))
     except BaseException:
         # A failed or interrupted boot leaves no QEMU behind.
         vm_qemu.kill(pid, run)
+        vm_shares.reap(run.path)
         run.state.unlink(missing_ok=True)
         raise
     manifest = entry.manifest()
@@ -242,12 +261,23 @@ def _boot(
         memory_mib=config.memory_mib,
         started_at=time.time(),
         boot_seconds=round(time.monotonic() - started, 1),
+        shares=tuple(share.tag for share in shares),
+        virtiofsd=virtiofsd,
+        qemu=vm_qemu.qemu_version(qemu),
     )
     tmp = run.state.with_suffix(".tmp")
     tmp.write_text(json.dumps(status.to_json(), indent=2) + "\n")
     os.replace(tmp, run.state)
     log(f"dockerd answers after {status.boot_seconds:.0f} s; kernel {release}")
     return status.docker_host
+
+
+def _virtiofsd_fact(shares: list[vm_shares.Share]) -> str:
+    """Which virtiofsd serves the virtiofs shares, and its version (for fingerprints)."""
+    if not any(share.kind == "virtiofsd" for share in shares):
+        return ""
+    binary = vm_shares.virtiofsd_binary()
+    return f"{binary}: {vm_shares.virtiofsd_version(binary)}" if binary else ""
 
 
 def _ensure_data_disk(cache: Path, recipe: str, log: Log) -> Path:
@@ -280,6 +310,7 @@ def _qemu_pid(run: RunDir) -> int | None:
 def _forget_stale(run: RunDir) -> None:
     """A state file whose QEMU is gone (host reboot, kill -9) must not be trusted."""
     run.state.unlink(missing_ok=True)
+    vm_shares.reap(run.path)  # virtiofsd exits with QEMU's connection; this makes sure
     for sock in (run.qmp, run.ctl):
         sock.unlink(missing_ok=True)
 

@@ -93,7 +93,11 @@ def build_argv(
     memory_mib: int,
     port: int,
     accel: str,
+    shares: list[str] | None = None,
+    append: str = "",
 ) -> list[str]:
+    """QEMU's command line; ``shares`` are the share devices (prober.lab.vm_shares) and
+    ``append`` what the kernel command line gets for them."""
     cpu = (
         ["-accel", "kvm", "-cpu", "host"]
         if accel == "kvm"
@@ -101,7 +105,8 @@ def build_argv(
     )
     return [
         qemu, "-name", "prober-vm", *cpu, "-smp", str(cpus), "-m", str(memory_mib),
-        "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append", KERNEL_CMDLINE,
+        "-kernel", str(vmlinuz), "-initrd", str(initrd),
+        "-append", f"{KERNEL_CMDLINE} {append}".strip(),
         # The root image stays pristine (writes go to a throw-away overlay); Docker's
         # state lives on the data disk.
         "-drive", f"file={root},format=raw,if=virtio,snapshot=on",
@@ -115,6 +120,7 @@ def build_argv(
         "-qmp", f"unix:{run.qmp},server=on,wait=off",
         "-display", "none", "-monitor", "none", "-no-reboot",
         "-daemonize", "-pidfile", str(run.pidfile),
+        *(shares or []),
     ]  # fmt: skip
 
 

@@ -3,14 +3,14 @@ against the server itself (in both directions), which are silent no-ops (granted
 nothing), and which lock queries misreport a held lock.
 
 It reads the exclusion experiments of each API: `<api>.exclusive-exclusive.processes`,
-`<api>.exclusive.clients`, `<api>.exclusive.server-vs-client`, `.client-vs-server` and the
-`shared-exclusive` variants, and their conditions (`<api>.exclusive.clients.after-local-refusal`:
-the same question after something else happened first; an API that stops excluding under a
-condition does not exclude in that scope). In each of them the decisive step is a lock
-request made while another party holds a conflicting lock, so a refusal means the API
-excludes. A silent no-op is a cell judged `no-exclusion` (prober.engine.verdict): a grant in
-a row that could not be set up as designed is not evidence either way and is listed with the
-errors.
+`<api>.exclusive.clients`, `<api>.exclusive.server-vs-client`, `.client-vs-server`,
+`.hypervisor-vs-guest`, `.guest-vs-hypervisor`, the `shared-exclusive` variants, and their
+conditions (`<api>.exclusive.clients.after-local-refusal`: the same question after something
+else happened first; an API that stops excluding under a condition does not exclude in that
+scope). In each of them the decisive step is a lock request made while another party holds a
+conflicting lock, so a refusal means the API excludes. A silent no-op is a cell judged
+`no-exclusion` (prober.engine.verdict): a grant in a row that could not be set up as designed
+is not evidence either way and is listed with the errors.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ SCOPES: dict[str, tuple[tuple[str, ...], str]] = {
     "processes": (("processes",), "across processes"),
     "clients": (("clients",), "across clients"),
     "server": (("server-vs-client", "client-vs-server"), "against the server"),
+    # The VM-share targets: a process on the machine that runs the VM, against a guest.
+    "hypervisor": (("hypervisor-vs-guest", "guest-vs-hypervisor"), "against the hypervisor"),
 }
 _PLAIN_LABELS = frozenset(label for _suffixes, label in SCOPES.values())
 _CONFLICTS = frozenset({"exclusive-exclusive", "exclusive", "shared-exclusive"})

@@ -42,7 +42,13 @@ SERVER_KINDS = {
     ),
     "ganesha": ServerKindRules(mount="nfs"),
     "sshd": ServerKindRules(mount="fuse.sshfs"),
+    # The Docker-host VM's shares of a directory of this machine (prober.lab.vm_shares):
+    # export is QEMU's -fsdev options or virtiofsd's -o options.
+    "qemu-9p": ServerKindRules(mount="9p", settings=frozenset({"export"})),
+    "virtiofsd": ServerKindRules(mount="virtiofs", settings=frozenset({"export"})),
 }
+# Server kinds whose "server" is this machine, reached by the `hypervisor` host.
+SHARE_KINDS = frozenset({"qemu-9p", "virtiofsd"})
 # What the lab can check the Docker host's kernel for (prober.lab.daemon.kernel_support).
 KERNEL_FILESYSTEMS = ("nfs", "nfs4", "nfsd", "cifs", "fuse")
 
@@ -205,6 +211,8 @@ def _target(ctx: _Ctx, raw: Any) -> TargetSpec | None:
         allowed = CONTAINER_MOUNTS
     mount = _mount(ctx, line, name, raw.get("mount"), allowed)
     default_hosts = ("client1", "client2", "server") if server else ("client1",)
+    if server is not None and server.kind in SHARE_KINDS:
+        default_hosts = ("client1", "client2", "hypervisor")
     hosts = _strings(ctx, line, f"{name}: hosts", raw.get("hosts")) or default_hosts
     bad = [h for h in hosts if h not in HOSTS]
     if bad:
@@ -213,6 +221,10 @@ def _target(ctx: _Ctx, raw: Any) -> TargetSpec | None:
         ctx.error(line, f"{name}: hosts", "must include client1 (where the workdir is checked)")
     if "server" in hosts and server is None:
         ctx.error(line, f"{name}: hosts", "server needs a server")
+    if "hypervisor" in hosts and (server is None or server.kind not in SHARE_KINDS):
+        ctx.error(line, f"{name}: hosts", "hypervisor needs a VM share (qemu-9p, virtiofsd)")
+    if "server" in hosts and server is not None and server.kind in SHARE_KINDS:
+        ctx.error(line, f"{name}: hosts", "a VM share has no server container: use hypervisor")
     readonly = raw.get("readonly", False)
     if not isinstance(readonly, bool):
         ctx.error(line, f"{name}: readonly", "must be true or false")

@@ -193,6 +193,8 @@ def test_server_and_export_from_the_mount_source(
         ("lustre", {"noflock": True}, "lustre-noflock"),
         ("fuse.sshfs", {"fuse_subtype": "sshfs"}, "fuse-sshfs"),
         ("fuse.s3fs", {"fuse_subtype": "s3fs"}, "fuse"),
+        ("9p", {"cache": "none", "version": "9p2000.L"}, "vm-9p"),
+        ("virtiofs", {"virtiofs_tag": "myfs"}, "vm-virtiofs"),
     ],
 )
 def test_mount_options_that_keep_locks_local_get_advice(

@@ -205,3 +205,14 @@ def test_escaped_fields_parse_back(mount_point: str, source: str) -> None:
     (entry,) = parse_mountinfo(line(7, 1, "/" + escape(mount_point), source=escape(source) or "x"))
     assert entry.mount_point == "/" + mount_point
     assert entry.source == (source or "x")
+
+
+def test_vm_shares_report_what_decides_their_locks() -> None:
+    """9p: the options of Documentation/filesystems/9p.rst; virtiofs: its tag (the lock
+    options are virtiofsd's, on the host)."""
+    (nine,) = entries(
+        line(7, 1, "/srv/a", "9p", "vm-9p", "rw,cache=none,access=client,trans=virtio")
+    )
+    assert lock_relevant_options(nine) == {"cache": "none", "access": "client", "trans": "virtio"}
+    (vfs,) = entries(line(8, 1, "/srv/b", "virtiofs", "vm-virtiofs", "rw"))
+    assert lock_relevant_options(vfs) == {"virtiofs_tag": "vm-virtiofs"}

@@ -14,9 +14,22 @@ def _volume(purpose: str) -> str:
 
 
 def test_every_server_kind_has_a_module_and_some_target() -> None:
-    assert set(servers.KINDS) == set(catalogue.SERVER_KINDS)
+    # The VM shares' servers are QEMU and virtiofsd on this machine (prober.lab.vm_shares).
+    assert set(servers.KINDS) == set(catalogue.SERVER_KINDS) - catalogue.SHARE_KINDS
     used = {t.server.kind for t in catalogue.load().targets if t.server is not None}
-    assert used == set(servers.KINDS)
+    assert used == set(catalogue.SERVER_KINDS)
+
+
+def test_the_vm_shares_are_bound_into_the_clients_only_when_the_vm_has_them() -> None:
+    specs = catalogue.load().targets
+    shares = tuple(s.name for s in specs if s.server and s.server.kind in catalogue.SHARE_KINDS)
+    assert shares == ("vm-9p", "vm-virtiofs", "vm-virtiofs-locks")
+    made = roles(specs, {}, {"/srv/prober-shares": "/c/vm/shares"})["client1"].create_kwargs(
+        _volume
+    )
+    assert made["volumes"]["/srv/prober-shares"] == {"bind": "/c/vm/shares", "mode": "rw"}
+    without = roles(specs, {})["client1"].create_kwargs(_volume)
+    assert not any(path.startswith("/srv/") for path in without["volumes"])
 
 
 def test_the_containers_are_made_as_before() -> None:

@@ -49,7 +49,10 @@ AGENT_OPS = frozenset(
         "fork",
     }
 )
-CONTROL_OPS = frozenset({"kill", "await", "blocked", "check-disjoint", "pause"})
+# Faults the lab injects (prober.lab.faults): on the actor's host container, or on the
+# target's server (restart-server, no actor).
+FAULT_OPS = frozenset({"crash-client", "freeze", "thaw", "partition", "heal", "restart-server"})
+CONTROL_OPS = frozenset({"kill", "await", "blocked", "check-disjoint", "pause"}) | FAULT_OPS
 # Fields that say how a step runs and what it should give; every other field is an
 # argument of the call.
 STEP_META_KEYS = frozenset(
@@ -155,6 +158,11 @@ class Experiment:
         return any(s.args.get("via") == "smb" for s in self.steps)
 
     @property
+    def faults(self) -> bool:
+        """Some step injects a fault: the row needs the lab to itself."""
+        return any(s.op in FAULT_OPS for s in self.steps)
+
+    @property
     def group(self) -> str:
         return self.id.split(".", 1)[0]
 
@@ -255,10 +263,12 @@ def _steps(
             )
             continue
         actor = item.get("actor")
-        if op not in ("pause", "check-disjoint") and actor not in actors:
+        if op not in ("pause", "check-disjoint", "restart-server") and actor not in actors:
             ctx.error(
                 sline, f"{where}.actor", f"{actor!r} is not a declared actor ({', '.join(actors)})"
             )
+        elif op in FAULT_OPS - {"restart-server"} and actors[str(actor)].host == "server":
+            ctx.error(sline, f"{where}.actor", f"{op} acts on a client's container, not the server")
         args = {
             k: _subst(v, api) for k, v in item.items() if k not in STEP_META_KEYS | {"__line__"}
         }

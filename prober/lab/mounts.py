@@ -53,8 +53,15 @@ def remount(lab: Lab, role: str) -> list[str]:
 
 def umount(lab: Lab, role: str, target: str) -> None:
     """Lazy and forced: a server that went away must not block the teardown."""
+    import docker.errors
+
     lab.mounted.get(role, {}).pop(f"/lab/{target}", None)
-    lab.exec(role, ["umount", "-f", "-l", f"/lab/{target}"], UMOUNT_TIMEOUT_S)
+    try:
+        lab.exec(role, ["umount", "-f", "-l", f"/lab/{target}"], UMOUNT_TIMEOUT_S)
+    except docker.errors.APIError as exc:
+        if "is not running" not in str(exc):
+            raise
+        # A stopped container's mounts went with its mount namespace.
 
 
 FINGERPRINT_SCRIPT = (

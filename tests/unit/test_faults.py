@@ -116,3 +116,14 @@ def test_the_seconds_of_a_fault_row_and_the_summary_line() -> None:
     assert crashed_holder([granted]) == "~12 s"
     assert crashed_holder([waited]).startswith("beyond 60 s")
     assert crashed_holder([]) is None
+
+
+def test_nfsd_lease_and_grace_come_from_its_ready_line() -> None:
+    from prober.lab.servers.nfsd import timers
+
+    line = "prober-nfs: ready start=first grace=10s lease=10s versions=+3 +4 +4.1 +4.2"
+    assert timers(line) == {"nfsd_grace_s": 10, "nfsd_lease_s": 10, "lockd_grace_s": 10}
+    assert timers("prober-nfs: ready grace=10s versions=+3") == {
+        "nfsd_grace_s": 10,
+        "lockd_grace_s": 10,
+    }

@@ -33,6 +33,12 @@ FIRST=/var/lib/nfs/.prober-served
 if [ -e "$FIRST" ]; then START=restart; rpc.statd; else START=first; rpc.statd --no-notify; fi
 touch "$FIRST"
 exportfs -r
+# NFSv4 client tracking: in a container the kernel refuses its legacy directory and the
+# nfsdcltrack helper, and uses nfsdcld alone; without a tracker no client may reclaim its
+# locks after a restart. nfsdcld keeps its database in /var/lib/nfs/nfsdcld.
+mkdir -p /run/rpc_pipefs /var/lib/nfs/nfsdcld
+mountpoint -q /run/rpc_pipefs || mount -t rpc_pipefs rpc_pipefs /run/rpc_pipefs || true
+nfsdcld -p /run/rpc_pipefs || say "nfsdcld did not start (NFSv4 clients cannot reclaim after a restart)"
 # 10 s is the smallest grace and lease the kernel accepts.
 rpc.nfsd -G "$GRACE" -L "$GRACE" 8
 rpc.mountd

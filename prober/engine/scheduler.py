@@ -164,6 +164,7 @@ class _Execution:
         self.by_label: dict[str, StepRecord] = {}
         self.metrics: dict[str, Any] = {}
         self.faulted = False  # a fault is in place that the row must undo
+        self._sent_ns: dict[int, int] = {}  # step index -> when its request left (this clock)
         self._forked: set[str] = set()  # forked actors that exist now
         # (handle table, handle name) -> its state; a table is a process actor's (its
         # threads share it) or a forked child's (a copy made at the fork)
@@ -308,26 +309,34 @@ class _Execution:
             record = control(step)
         else:
             record = self._agent_step(step)
-        if step.metric and not step.since:
-            # The step's own call: a blocking lock asked right after a fault, say.
-            if record.outcome == Kind.TIMEOUT.value:
-                self.metrics[step.metric] = None  # not within the step's deadline
-                self.metrics["deadline_s"] = self._timeout_for(step)
-            elif record.t_start_ns:
-                self.metrics[step.metric] = record.duration_ns
-        if step.metric and step.since and record.outcome != Kind.TIMEOUT.value:
-            since = self.by_label.get(step.since)
-            # Timestamps are comparable only on one clock (one kernel's CLOCK_MONOTONIC).
-            if (
-                since is not None
-                and since.t_start_ns
-                and record.t_start_ns
-                and _clock(since) == _clock(record)
-            ):
-                self.metrics[step.metric] = (
-                    record.t_start_ns + record.duration_ns - since.t_start_ns
-                )
+        if step.metric:
+            self._metric(step, record)
         return record
+
+    def _metric(self, step: Step, record: StepRecord) -> None:
+        """The nanoseconds a step's metric measures: its own call, or from the start of the
+        step labelled `since` to the end of this call. None: it did not return in time."""
+        assert step.metric is not None
+        if record.outcome == Kind.TIMEOUT.value:
+            self.metrics[step.metric] = None  # not within the step's deadline
+            self.metrics["deadline_s"] = self._timeout_for(step)
+            return
+        if not step.since:
+            if record.t_start_ns:
+                self.metrics[step.metric] = record.duration_ns
+            return
+        since = self.by_label.get(step.since)
+        if since is None or not since.t_start_ns or not record.t_start_ns:
+            return
+        # Timestamps are comparable only on one clock (one kernel's CLOCK_MONOTONIC).
+        if _clock(since) == _clock(record):
+            self.metrics[step.metric] = record.t_start_ns + record.duration_ns - since.t_start_ns
+            return
+        sent = self._sent_ns.get(int(record.detail.get("awaited", record.index)))
+        if _clock(since) == "local" and sent:
+            # From a step the scheduler made (a fault) to the end of a call an agent on
+            # another clock timed: when it was sent (this clock) plus the call's duration.
+            self.metrics[step.metric] = sent + record.duration_ns - since.t_start_ns
 
     def _timeout_for(self, step: Step) -> float:
         return step.timeout or self.runner.step_timeout
@@ -400,6 +409,7 @@ class _Execution:
                 record.detail["reason"] = "the actor's process died"
             self._abandon(flight.agent)
             return
+        self._sent_ns[flight.step.index] = flight.pending.sent_ns
         record.outcome = reply.get("outcome", Kind.ERROR.value)
         record.errno = reply.get("errno")
         record.t_start_ns = int(reply.get("t_start_ns", flight.pending.sent_ns))

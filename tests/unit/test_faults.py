@@ -114,7 +114,7 @@ def test_the_seconds_of_a_fault_row_and_the_summary_line() -> None:
     assert fault_seconds(granted) == "12.3 s"
     assert fault_seconds(waited) == "> 60 s"
     assert crashed_holder([granted]) == "~12 s"
-    assert crashed_holder([waited]).startswith("beyond 60 s")
+    assert str(crashed_holder([waited])).startswith("beyond 60 s")
     assert crashed_holder([]) is None
 
 

@@ -89,6 +89,9 @@ STEP_ARG_KEYS = frozenset(
     }
 )
 STEP_KEYS = STEP_META_KEYS | STEP_ARG_KEYS
+# Rows that run only when --experiment names them: fault rows take a minute each and stop,
+# cut off or restart containers every target of the lab shares.
+OPT_IN_GROUPS = frozenset({"fault"})
 EXPERIMENT_KEYS = frozenset(
     {"id", "apis", "question", "source", "setup", "actors", "steps", "requires", "notes"}
 )
@@ -401,8 +404,11 @@ def load(path: Path = DEFAULT_FILE) -> list[Experiment]:
 def select(
     experiments: list[Experiment], patterns: str | None, apis: str | None
 ) -> list[Experiment]:
-    """Filter by comma-separated ID globs and API names; unknown values are usage errors."""
+    """Filter by comma-separated ID globs and API names; unknown values are usage errors.
+    Without globs the opt-in rows (OPT_IN_GROUPS) are left out."""
     chosen = experiments
+    if not patterns:
+        chosen = [e for e in chosen if e.group not in OPT_IN_GROUPS]
     if apis:
         wanted = [a.strip() for a in apis.split(",") if a.strip()]
         bad = [a for a in wanted if a not in ALL_APIS]

@@ -127,3 +127,11 @@ def test_nfsd_lease_and_grace_come_from_its_ready_line() -> None:
         "nfsd_grace_s": 10,
         "lockd_grace_s": 10,
     }
+
+
+def test_fault_rows_run_only_when_asked_for() -> None:
+    from prober.experiments import select
+
+    catalogue = load()
+    assert not [e for e in select(catalogue, None, None) if e.group == "fault"]
+    assert len(select(catalogue, "fault.*", "posix")) == 4

@@ -130,7 +130,7 @@ def test_a_run_interrupted_mid_fault_leaves_nothing_behind(
     before = set(_leftovers(docker_client))
     out = tmp_path / "out"
     rows = ("--experiment", "fault.frozen-holder.posix")
-    proc = _start_run("nfs4.2", out, stderr=subprocess.PIPE, rows=rows)
+    proc = _start_run("smb3", out, stderr=subprocess.PIPE, rows=rows)
     try:
         deadline = time.monotonic() + 1200
         while not _paused_client(docker_client, proc.pid) and proc.poll() is None:

@@ -369,18 +369,24 @@ def remove_run(client: Any, run_id: str | None) -> list[str]:
     others = [c for c in containers if c not in clients]
     for group in (clients, others):  # in parallel within a group: each stop may take 5 s
         _in_parallel([functools.partial(c.stop, timeout=5) for c in group], docker.errors.APIError)
-    for container in containers:
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True, v=False)
-            removed.append(container.name)
-    for network in client.networks.list(filters={"label": selector}):
-        with contextlib.suppress(docker.errors.NotFound):
-            network.remove()
-            removed.append(network.name)
-    for volume in client.volumes.list(filters={"label": selector}):
-        with contextlib.suppress(docker.errors.NotFound):
-            volume.remove(force=True)
-            removed.append(volume.name)
+    failed: list[docker.errors.APIError] = []  # the rest is removed all the same
+    for obj, remove in [
+        *((c, functools.partial(c.remove, force=True, v=False)) for c in containers),
+        *((n, n.remove) for n in client.networks.list(filters={"label": selector})),
+        *(
+            (v, functools.partial(v.remove, force=True))
+            for v in client.volumes.list(filters={"label": selector})
+        ),
+    ]:
+        try:
+            remove()
+            removed.append(obj.name)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:  # e.g. a process stuck in the host's kernel
+            failed.append(exc)
+    if failed:
+        raise failed[0]
     return removed
 
 

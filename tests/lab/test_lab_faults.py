@@ -45,9 +45,15 @@ def smb3(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[Pre
     yield from _prepared("smb3", lab_options)
 
 
+_RUNNERS: dict[str, Runner] = {}  # one per target: each row gets a directory of its own
+
+
 def _row(prepared: PreparedTarget, eid: str) -> Cell:
     (exp,) = [e for e in load() if e.id == eid]
-    return Runner(AgentPool(), CleanupStack(), step_timeout=10.0).run(exp, prepared)
+    runner = _RUNNERS.setdefault(
+        prepared.name, Runner(AgentPool(), CleanupStack(), step_timeout=10.0)
+    )
+    return runner.run(exp, prepared)
 
 
 def _still_usable(prepared: PreparedTarget) -> None:

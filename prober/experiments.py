@@ -51,7 +51,10 @@ AGENT_OPS = frozenset(
         "fork",
     }
 )
-CONTROL_OPS = frozenset({"kill", "await", "blocked", "check-disjoint", "pause"})
+# Faults the lab injects (prober.lab.faults): on the actor's host container, or on the
+# target's server (restart-server, no actor).
+FAULT_OPS = frozenset({"crash-client", "freeze", "thaw", "partition", "heal", "restart-server"})
+CONTROL_OPS = frozenset({"kill", "await", "blocked", "check-disjoint", "pause"}) | FAULT_OPS
 # Fields that say how a step runs and what it should give; every other field is an
 # argument of the call.
 STEP_META_KEYS = frozenset(
@@ -88,6 +91,9 @@ STEP_ARG_KEYS = frozenset(
     }
 )
 STEP_KEYS = STEP_META_KEYS | STEP_ARG_KEYS
+# Rows that run only when --experiment names them: fault rows take a minute each and stop,
+# cut off or restart containers every target of the lab shares.
+OPT_IN_GROUPS = frozenset({"fault"})
 EXPERIMENT_KEYS = frozenset(
     {"id", "apis", "question", "source", "setup", "actors", "steps", "requires", "notes"}
 )
@@ -155,6 +161,11 @@ class Experiment:
     def needs_smb(self) -> bool:
         """Some actor reaches the file over SMB (the LockFileEx wire form)."""
         return any(s.args.get("via") == "smb" for s in self.steps)
+
+    @property
+    def faults(self) -> bool:
+        """Some step injects a fault: the row needs the lab to itself."""
+        return any(s.op in FAULT_OPS for s in self.steps)
 
     @property
     def group(self) -> str:
@@ -257,10 +268,12 @@ def _steps(
             )
             continue
         actor = item.get("actor")
-        if op not in ("pause", "check-disjoint") and actor not in actors:
+        if op not in ("pause", "check-disjoint", "restart-server") and actor not in actors:
             ctx.error(
                 sline, f"{where}.actor", f"{actor!r} is not a declared actor ({', '.join(actors)})"
             )
+        elif op in FAULT_OPS - {"restart-server"} and actors[str(actor)].host == "server":
+            ctx.error(sline, f"{where}.actor", f"{op} acts on a client's container, not the server")
         args = {
             k: _subst(v, api) for k, v in item.items() if k not in STEP_META_KEYS | {"__line__"}
         }
@@ -393,8 +406,11 @@ def load(path: Path = DEFAULT_FILE) -> list[Experiment]:
 def select(
     experiments: list[Experiment], patterns: str | None, apis: str | None
 ) -> list[Experiment]:
-    """Filter by comma-separated ID globs and API names; unknown values are usage errors."""
+    """Filter by comma-separated ID globs and API names; unknown values are usage errors.
+    Without globs the opt-in rows (OPT_IN_GROUPS) are left out."""
     chosen = experiments
+    if not patterns:
+        chosen = [e for e in chosen if e.group not in OPT_IN_GROUPS]
     if apis:
         wanted = [a.strip() for a in apis.split(",") if a.strip()]
         bad = [a for a in wanted if a not in ALL_APIS]

@@ -5,6 +5,7 @@ under a deadline; a call that misses its deadline is a `timeout`, its agent is k
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,9 +16,9 @@ from prober.engine.cleanup import CleanupStack
 from prober.engine.outcome import Kind, Verdict, format_outcome, parse_outcome
 from prober.engine.verdict import judge
 from prober.engine.workspace import NotApplicable, Workspace, prepare, prepare_remote
-from prober.experiments import Experiment, Step
+from prober.experiments import FAULT_OPS, Experiment, Step
 from prober.results import Cell, StepRecord
-from prober.targets.base import PreparedTarget
+from prober.targets.base import FaultFailed, PreparedTarget
 
 LOCK_TIME_OPS = frozenset({"lock", "unlock", "test", "hold-loop"})
 # Setting up an agent's SMB session (import, negotiate, session setup, tree connect) is not a
@@ -26,6 +27,8 @@ LOCK_TIME_OPS = frozenset({"lock", "unlock", "test", "hold-loop"})
 SMB_CONNECT_TIMEOUT_S = 60.0
 # Agent ops that act on an open handle (`handle`, default f): they run only on a handle that
 # an earlier step really opened. `stat` uses one only when it names it.
+# Undoing a row's faults (heal, thaw, restart a client and remount) has its own deadline.
+RESTORE_TIMEOUT_S = 180.0
 HANDLE_OPS = frozenset(
     {"close", "dup", "lock", "unlock", "test", "hold-loop", "read", "write", "same-file"}
 )
@@ -78,6 +81,8 @@ class Runner:
         missing = exp.hosts - target.hosts
         if missing:
             return f"needs hosts this target lacks ({', '.join(sorted(missing))}): a lab target"
+        if exp.faults and target.faults is None:
+            return "injects a fault, which needs a lab target (faults go through the lab's Docker)"
         lacking = exp.requires - target.features
         if lacking:
             return f"needs {', '.join(sorted(lacking))}, which this target does not offer"
@@ -105,7 +110,9 @@ class Runner:
                 if target.pool is None
                 else prepare_remote(target, exp, self._index)  # a lab target's own hosts
             )
-            with setup as ws:
+            # A fault row has the lab to itself: its fault reaches every target's containers.
+            held = target.faults.hold(exp.faults) if target.faults is not None else nullcontext()
+            with held, setup as ws:
                 pool = target.pool if target.pool is not None else self.pool
                 records, metrics = _Execution(self, pool, exp, ws, target).run()
                 notes = list(ws.notes)
@@ -156,6 +163,8 @@ class _Execution:
         self.records: list[StepRecord] = []
         self.by_label: dict[str, StepRecord] = {}
         self.metrics: dict[str, Any] = {}
+        self.faulted = False  # a fault is in place that the row must undo
+        self._sent_ns: dict[int, int] = {}  # step index -> when its request left (this clock)
         self._forked: set[str] = set()  # forked actors that exist now
         # (handle table, handle name) -> its state; a table is a process actor's (its
         # threads share it) or a forked child's (a copy made at the fork)
@@ -208,16 +217,31 @@ class _Execution:
             self._connect_smb()
             for step in self.exp.steps:
                 self.records.append(self._step(step))
+            self._restore()  # a call blocked behind a fault may return once it is undone
             for flight in list(self.in_flight.values()):
                 # Never awaited: the call may still be blocked in the kernel.
                 self._finish(flight, self.runner.step_timeout)
         finally:
+            self._restore()
             for agent in self.owned:
                 if id(agent) in self.abandoned or not agent.alive:
                     agent.kill()
                 else:
                     self.pool.release(agent)
         return self.records, self.metrics
+
+    def _restore(self) -> None:
+        """Leave the lab as the row found it (once; again only if a fault came after)."""
+        faults = self.target.faults
+        if faults is None or not self.faulted:
+            return
+        self.faulted = False
+        undone = self.metrics.setdefault("restored", [])
+        try:
+            undone += faults.restore(RESTORE_TIMEOUT_S)
+        except FaultFailed as exc:
+            # Kept with the row: the rows after it show what a lab left broken does to them.
+            undone.append(f"failed: {exc}")
 
     def _record(self, step: Step, outcome: str, **kw: Any) -> StepRecord:
         record = StepRecord(
@@ -279,23 +303,40 @@ class _Execution:
 
     def _step(self, step: Step) -> StepRecord:
         control = getattr(self, "_op_" + step.op.replace("-", "_"), None)
-        if control is not None:
-            record: StepRecord = control(step)
+        if step.op in FAULT_OPS:
+            record: StepRecord = self._fault(step)
+        elif control is not None:
+            record = control(step)
         else:
             record = self._agent_step(step)
-        if step.metric and step.since and record.outcome != Kind.TIMEOUT.value:
-            since = self.by_label.get(step.since)
-            # Timestamps are comparable only on one clock (one kernel's CLOCK_MONOTONIC).
-            if (
-                since is not None
-                and since.t_start_ns
-                and record.t_start_ns
-                and _clock(since) == _clock(record)
-            ):
-                self.metrics[step.metric] = (
-                    record.t_start_ns + record.duration_ns - since.t_start_ns
-                )
+        if step.metric:
+            self._metric(step, record)
         return record
+
+    def _metric(self, step: Step, record: StepRecord) -> None:
+        """The nanoseconds a step's metric measures: its own call, or from the start of the
+        step labelled `since` to the end of this call. None: it did not return in time."""
+        assert step.metric is not None
+        if record.outcome == Kind.TIMEOUT.value:
+            self.metrics[step.metric] = None  # not within the step's deadline
+            self.metrics["deadline_s"] = self._timeout_for(step)
+            return
+        if not step.since:
+            if record.t_start_ns:
+                self.metrics[step.metric] = record.duration_ns
+            return
+        since = self.by_label.get(step.since)
+        if since is None or not since.t_start_ns or not record.t_start_ns:
+            return
+        # Timestamps are comparable only on one clock (one kernel's CLOCK_MONOTONIC).
+        if _clock(since) == _clock(record):
+            self.metrics[step.metric] = record.t_start_ns + record.duration_ns - since.t_start_ns
+            return
+        sent = self._sent_ns.get(int(record.detail.get("awaited", record.index)))
+        if _clock(since) == "local" and sent:
+            # From a step the scheduler made (a fault) to the end of a call an agent on
+            # another clock timed: when it was sent (this clock) plus the call's duration.
+            self.metrics[step.metric] = sent + record.duration_ns - since.t_start_ns
 
     def _timeout_for(self, step: Step) -> float:
         return step.timeout or self.runner.step_timeout
@@ -368,6 +409,7 @@ class _Execution:
                 record.detail["reason"] = "the actor's process died"
             self._abandon(flight.agent)
             return
+        self._sent_ns[flight.step.index] = flight.pending.sent_ns
         record.outcome = reply.get("outcome", Kind.ERROR.value)
         record.errno = reply.get("errno")
         record.t_start_ns = int(reply.get("t_start_ns", flight.pending.sent_ns))
@@ -378,6 +420,33 @@ class _Execution:
         self._track(flight.step, record)
 
     # -- control ops (run by the scheduler itself) --------------------------------------
+    def _fault(self, step: Step) -> StepRecord:
+        """A fault the lab injects: on the actor's host container, or on the server."""
+        faults = self.target.faults
+        host = None
+        if step.op != "restart-server":
+            actor = self.exp.actors[step.actor]
+            host = actor.host
+        start = time.monotonic_ns()
+        self.faulted = True  # even a failed injection may have done half of its work
+        try:
+            detail = faults.inject(step.op, host, self._timeout_for(step))
+        except FaultFailed as exc:
+            took = time.monotonic_ns() - start
+            detail = {"cause": str(exc)}
+            return self._record(
+                step, "error:FAULT", t_start_ns=start, duration_ns=took, detail=detail
+            )
+        if step.op == "crash-client":
+            # Every process of the container is gone: its actors are abandoned, not waited for.
+            for name, placement in self.placements.items():
+                if self.exp.actors[name].host == host and id(placement.agent) not in self.abandoned:
+                    self.gone_why[id(placement.agent)] = f"its client {host} crashed"
+                    self._abandon(placement.agent)
+        self.faulted = True
+        took = time.monotonic_ns() - start
+        return self._record(step, "granted", t_start_ns=start, duration_ns=took, detail=detail)
+
     def _op_pause(self, step: Step) -> StepRecord:
         start = time.monotonic_ns()
         time.sleep(float(step.args.get("seconds", 0.1)))

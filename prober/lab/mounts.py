@@ -33,19 +33,35 @@ def mount(lab: Lab, role: str, spec: TargetSpec, source: str, credentials: str =
     point = f"/lab/{spec.name}"
     options = client_options(spec)
     given = ",".join(o for o in (options, credentials) if o)
-    lab.must(role, ["mkdir", "-p", point], f"making {point}")
     argv = ["-t", spec.mount.type, *(["-o", given] if given else []), source, point]
-    lab.must(
-        role,
-        ["sh", "-c", DETACHED, "sh", *argv],
-        f"mount -t {spec.mount.type} -o {options} (target {spec.name})",
-        MOUNT_TIMEOUT_S,
-    )
+    mount_argv(lab, role, argv, f"mount -t {spec.mount.type} -o {options} (target {spec.name})")
+    lab.mounted.setdefault(role, {})[point] = argv
+
+
+def mount_argv(lab: Lab, role: str, argv: list[str], what: str) -> None:
+    lab.must(role, ["mkdir", "-p", argv[-1]], f"making {argv[-1]}")
+    lab.must(role, ["sh", "-c", DETACHED, "sh", *argv], what, MOUNT_TIMEOUT_S)
+
+
+def remount(lab: Lab, role: str) -> list[str]:
+    """Mount again what the lab had mounted in a client that was restarted; the points."""
+    points = dict(lab.mounted.get(role, {}))
+    for point, argv in points.items():
+        mount_argv(lab, role, argv, f"mounting {point} again")
+    return list(points)
 
 
 def umount(lab: Lab, role: str, target: str) -> None:
     """Lazy and forced: a server that went away must not block the teardown."""
-    lab.exec(role, ["umount", "-f", "-l", f"/lab/{target}"], UMOUNT_TIMEOUT_S)
+    import docker.errors
+
+    lab.mounted.get(role, {}).pop(f"/lab/{target}", None)
+    try:
+        lab.exec(role, ["umount", "-f", "-l", f"/lab/{target}"], UMOUNT_TIMEOUT_S)
+    except docker.errors.APIError as exc:
+        if "is not running" not in str(exc):
+            raise
+        # A stopped container's mounts went with its mount namespace.
 
 
 FINGERPRINT_SCRIPT = (

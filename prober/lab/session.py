@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from prober.errors import ProberError
 from prober.lab import daemon, owner, servers, vm, vm_cache, vm_shares
 from prober.lab.build_daemon import build_daemon
+from prober.lab.faults import LabGuard
 from prober.lab.images import DEFAULT_BASE
 from prober.lab.topology import CLIENTS, EXTRA_CLIENTS, Lab, Role, client_role
 from prober.run_options import RunOptions
@@ -70,6 +71,7 @@ class LabSession:
         self.started: dict[str, servers.ServerInfo] = {}
         self.teardown_token: int | None = None
         self.vm: vm.VmStatus | None = None  # the lab's daemon is this VM's (its shares)
+        self.guard = LabGuard()  # a fault row holds the lab alone
 
     def _servers(self) -> dict[str, servers.Server]:
         served = [s for s in self.specs if s.server is not None and not vm_shares.is_share(s)]

@@ -18,8 +18,10 @@ from prober.engine.agents import HELLO_TIMEOUT_S, AgentPool
 from prober.errors import ProberError
 from prober.fingerprint import fingerprint_path
 from prober.lab import channel, daemon, mounts, servers, vm, vm_cache, vm_shares
+from prober.lab.faults import LabFaults
 from prober.lab.parallel import parallel
 from prober.lab.session import LabSession
+from prober.lab.session import log as session_log
 from prober.lab.topology import CLIENTS, Lab
 from prober.run_options import RunOptions
 from prober.targets.base import Cleanup, PreparedTarget
@@ -97,6 +99,16 @@ class LabTarget:
     # -- a filesystem served over the network ---------------------------------------------
     @contextlib.contextmanager
     def _prepare_served(self, lab: Lab, kind: str, phases: _Phases) -> Iterator[PreparedTarget]:
+        # The setup shares the lab with other targets' rows, but not with a fault row's fault.
+        with contextlib.ExitStack() as setup:
+            setup.enter_context(self.session.guard.hold(False))
+            with self._served(lab, kind, phases, setup) as prepared:
+                yield prepared
+
+    @contextlib.contextmanager
+    def _served(
+        self, lab: Lab, kind: str, phases: _Phases, setup: contextlib.ExitStack
+    ) -> Iterator[PreparedTarget]:
         started = time.monotonic()
         role = self.session.kinds[kind].role
         with phases("containers_s"):
@@ -111,6 +123,7 @@ class LabTarget:
             path = servers.export_dir(lab, role, self.name)
             source = server.mount_source(info.address, self.spec)
             mounted: list[str] = []
+            yielded = False
 
             def mount_in(client: str) -> None:
                 mounts.mount(lab, client, self.spec, source, server.mount_credentials())
@@ -131,6 +144,9 @@ class LabTarget:
                 with phases("grace_s"):  # the server's facts: nfsd waits out its grace here
                     fingerprint.update(server.facts(lab, pool, workdir, self.spec))
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
+                faults = LabFaults(lab, self.session.guard, role, ": ready", session_log)
+                setup.close()  # the rows hold the lab themselves
+                yielded = True
                 yield PreparedTarget(
                     name=self.name,
                     workdir=Path(workdir),
@@ -142,9 +158,13 @@ class LabTarget:
                     features=self.spec.features,
                     readonly=self.spec.readonly,
                     timings=phases.seconds,
+                    faults=faults,
                 )
             finally:
-                parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])
+                # Not while a fault row has the lab (a crashed client has no mounts to undo).
+                held = self.session.guard.hold(False) if yielded else contextlib.nullcontext()
+                with held:
+                    parallel([functools.partial(mounts.umount, lab, c, self.name) for c in mounted])
 
     # -- a directory of this machine shared into the Docker-host VM -------------------------
     def _share_missing(self) -> str | None:

@@ -130,6 +130,8 @@ class Lab:
     tags: dict[str, str] = field(default_factory=dict)
     containers: dict[str, Any] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
+    # role -> mount point -> mount(8)'s arguments: what a restarted client mounts again
+    mounted: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     volumes: dict[str, Any] = field(default_factory=dict)
     network: Any = None
     build_report: images.BuildReport | None = None
@@ -280,8 +282,9 @@ class Lab:
             self.addresses[role] = address
             self.containers[role] = container
 
-    def wait_for_log(self, role: str, marker: str, timeout: float) -> str:
-        """Wait until a container prints `marker`; its line is returned. The daemon pushes
+    def wait_for_log(self, role: str, marker: str, timeout: float, skip: int = 0) -> str:
+        """Wait until a container prints `marker` (after `skip` earlier lines with it: those
+        of its earlier starts); its line is returned. The daemon pushes
         the lines as they come (one followed log stream, not a poll per 0.1 s: under
         emulation each poll costs the daemon CPU the starting server needs)."""
         container = self.containers[role]
@@ -304,7 +307,9 @@ class Lab:
                     raise ProberError(f"the lab's {role} exited at start: {' | '.join(seen[-4:])}")
                 seen.append(line)
                 if marker in line:
-                    return line
+                    if skip <= 0:
+                        return line
+                    skip -= 1
         finally:
             stream.close()  # ends the reader too
 
@@ -360,23 +365,34 @@ def remove_run(client: Any, run_id: str | None) -> list[str]:
     selector = f"{RUN_LABEL}={run_id}" if run_id else LABEL
     removed: list[str] = []
     containers = client.containers.list(all=True, filters={"label": selector})
+    # A client a fault row froze cannot take the stop signal: thawed first.
+    for container in containers:
+        if container.status == "paused":
+            with contextlib.suppress(docker.errors.APIError):
+                container.unpause()
     # Clients first: their mounts go before the servers they point at.
     clients = [c for c in containers if "client" in c.labels.get(ROLE_LABEL, "")]
     others = [c for c in containers if c not in clients]
     for group in (clients, others):  # in parallel within a group: each stop may take 5 s
         _in_parallel([functools.partial(c.stop, timeout=5) for c in group], docker.errors.APIError)
-    for container in containers:
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True, v=False)
-            removed.append(container.name)
-    for network in client.networks.list(filters={"label": selector}):
-        with contextlib.suppress(docker.errors.NotFound):
-            network.remove()
-            removed.append(network.name)
-    for volume in client.volumes.list(filters={"label": selector}):
-        with contextlib.suppress(docker.errors.NotFound):
-            volume.remove(force=True)
-            removed.append(volume.name)
+    failed: list[docker.errors.APIError] = []  # the rest is removed all the same
+    for obj, remove in [
+        *((c, functools.partial(c.remove, force=True, v=False)) for c in containers),
+        *((n, n.remove) for n in client.networks.list(filters={"label": selector})),
+        *(
+            (v, functools.partial(v.remove, force=True))
+            for v in client.volumes.list(filters={"label": selector})
+        ),
+    ]:
+        try:
+            remove()
+            removed.append(obj.name)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:  # e.g. a process stuck in the host's kernel
+            failed.append(exc)
+    if failed:
+        raise failed[0]
     return removed
 
 

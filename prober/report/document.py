@@ -51,6 +51,7 @@ def matrix_document(matrix: Matrix) -> dict[str, Any]:
                 "silent_no_ops": row.silent,
                 "queries_that_misreport": row.misreports,
                 "errors_and_hangs": row.failures,
+                "crashed_holder_blocks_others_for": row.crashed_holder,
             }
             for row in matrix.summary
         ],

@@ -16,6 +16,7 @@ from prober.report import views
 from prober.report.diff import Diff
 from prober.report.matrix import Column, Matrix, cell_label
 from prober.report.notes import LEGEND, symbol
+from prober.report.summary import fault_seconds
 from prober.report.views import Table
 from prober.results import Cell, StepRecord
 
@@ -153,6 +154,9 @@ def _cell(matrix: Matrix, experiment: str, column: Column) -> str:
         f'<span class="sym">{escape(symbol(cell.verdict))}</span>{verdict}'
         f"<br><code>{escape(cell.outcome)}</code>"
     )
+    seconds = fault_seconds(cell)
+    if seconds:
+        summary += f"<br>{escape(seconds)}"
     note = matrix.footnote(experiment, column.key)
     link = f' <a class="fn" href="#note-{note.number}">[{note.number}]</a>' if note else ""
     title = escape(f"{experiment} on {column.key}: {cell_label(cell)}", quote=True)

@@ -14,7 +14,7 @@ from typing import Any
 from prober.engine.outcome import Verdict
 from prober.engine.verdict import QUERY_MISREPORTS
 from prober.report.notes import errno_meaning, outcome_code, symbol
-from prober.report.summary import SummaryRow, summarize
+from prober.report.summary import SummaryRow, fault_seconds, summarize
 from prober.results import Cell, RunResults
 
 # Groups in reading order; any other first ID component follows alphabetically.
@@ -173,10 +173,14 @@ def _group_key(name: str) -> tuple[int, str]:
 
 
 def cell_label(cell: Cell) -> str:
-    """The text of a cell: verdict symbol and name, then the decisive outcome."""
+    """The text of a cell: verdict symbol and name, then the decisive outcome (and a fault
+    row's seconds)."""
     head = f"{symbol(cell.verdict)} {cell.verdict}"
     if cell.outcome != cell.verdict:
         head = f"{head} · {cell.outcome}"
+    seconds = fault_seconds(cell)
+    if seconds:
+        head = f"{head} · {seconds}"
     if QUERY_MISREPORTS in cell.findings:
         head = f"{head} · query misreports"
     return head

@@ -36,6 +36,44 @@ _CONFLICTS = frozenset({"exclusive-exclusive", "exclusive", "shared-exclusive"})
 _API_ORDER = ("flock", "posix", "ofd", "lockfileex")
 
 
+# A fault row's metric: the nanoseconds the other client's call took after the fault (None:
+# it did not return within the step's deadline, `deadline_s`).
+FAULT_METRICS = ("granted_after_fault_ns", "answered_after_restart_ns")
+
+
+def fault_seconds(cell: Cell) -> str | None:
+    """ "12.3 s" or "> 60 s" for a fault row that measured it; None for other rows."""
+    for key in FAULT_METRICS:
+        if key in cell.metrics:
+            value = cell.metrics[key]
+            if value is None:
+                return f"> {cell.metrics.get('deadline_s', '?'):g} s"
+            return f"{int(value) / 1e9:.1f} s"
+    return None
+
+
+def crashed_holder(cells: Iterable[Cell]) -> str | None:
+    """How long a crashed holder blocked the other client (fault.crashed-holder.<api>):
+    "~N s" (the longest over the APIs granted), "beyond N s" when none was granted in its
+    deadline; None when not measured."""
+    granted: list[float] = []
+    waited: list[float] = []
+    for cell in cells:
+        if not cell.experiment.startswith("fault.crashed-holder."):
+            continue
+        value = cell.metrics.get("granted_after_fault_ns", "absent")
+        if value is None:
+            waited.append(float(cell.metrics.get("deadline_s", 0)))
+        elif isinstance(value, int | float) and cell.outcome == Kind.GRANTED.value:
+            granted.append(value / 1e9)
+    if granted:
+        text = f"~{max(granted):.0f} s"
+        return f"{text} (some APIs: beyond {max(waited):g} s)" if waited else text
+    if waited:
+        return f"beyond {max(waited):g} s (not granted within the row's deadline)"
+    return None
+
+
 @dataclass
 class SummaryRow:
     column: str
@@ -47,6 +85,8 @@ class SummaryRow:
     failures: list[str] = field(default_factory=list)
     # "api (experiment, ...)" for lock queries (F_GETLK, F_OFD_GETLK) that misreported
     misreports: list[str] = field(default_factory=list)
+    # "a crashed holder blocks others for" (fault.crashed-holder rows); None: not measured
+    crashed_holder: str | None = None
 
 
 def exclusion_scope(experiment: str) -> tuple[str, str] | None:
@@ -112,7 +152,7 @@ def summarize_column(column: str, cells: Iterable[Cell]) -> SummaryRow:
         found = exclusion_scope(cell.experiment)
         if found:
             states.setdefault(found, []).append((_state(cell), cell))
-    row = SummaryRow(column, misreports=_misreports(cells))
+    row = SummaryRow(column, misreports=_misreports(cells), crashed_holder=crashed_holder(cells))
     silent: dict[str, list[tuple[int, str]]] = {}  # api -> (scope order, label)
     order = list(SCOPES)
     for (api, scope), items in sorted(states.items(), key=lambda kv: _api_key(kv[0][0])):

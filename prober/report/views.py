@@ -49,6 +49,10 @@ def summary_table(matrix: Matrix) -> Table:
         ]
         for row in matrix.summary
     ]
+    if any(row.crashed_holder for row in matrix.summary):  # fault rows ran
+        header.append(["a crashed holder blocks others for"])
+        for line, row in zip(rows, matrix.summary, strict=True):
+            line.append(row.crashed_holder or "not measured")
     return Table("Summary: which APIs exclude, per target", header, rows)
 
 

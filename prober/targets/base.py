@@ -41,6 +41,30 @@ class PreparedTarget:
     # Where the target's setup time went (seconds by phase, e.g. the lab's images, server,
     # grace, mounts, agents); the run's timings carry them.
     timings: dict[str, float] = field(default_factory=dict)
+    # How faults (experiments.FAULT_OPS) reach this target's containers: a Faults, or None
+    # where none can be injected (host targets).
+    faults: Any = None
+
+
+class Faults(Protocol):
+    """Faults injected into a lab target's containers (prober.lab.faults)."""
+
+    def hold(self, exclusive: bool) -> AbstractContextManager[None]:
+        """Hold the lab for one row: a fault row alone, other rows beside each other."""
+        ...
+
+    def inject(self, op: str, host: str | None, deadline_s: float) -> dict[str, Any]:
+        """Carry out ``op`` on ``host``'s container (None: the target's server) within
+        ``deadline_s``; returns what was done. Raises FaultFailed when it could not."""
+        ...
+
+    def restore(self, deadline_s: float) -> list[str]:
+        """Undo every fault this row left (heal, thaw, restart, remount); what was undone."""
+        ...
+
+
+class FaultFailed(Exception):
+    """A fault could not be injected; the message says why (one sentence)."""
 
 
 class Cleanup(Protocol):

@@ -60,10 +60,12 @@ def test_a_call_blocked_in_a_container_times_out(lab_options: RunOptions) -> Non
         assert cleanup.run_all() == []
 
 
-def _start_run(fs: str, out: Path, stderr: int) -> subprocess.Popen[bytes]:
+def _start_run(
+    fs: str, out: Path, stderr: int, rows: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     """`prober run --fs FS` in a session of its own (a signal to its group reaches only it)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "prober", "run", "--fs", fs, "--out", str(out), "-q"],
+        [sys.executable, "-m", "prober", "run", "--fs", fs, "--out", str(out), "-q", *rows],
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=stderr,
@@ -105,6 +107,42 @@ def test_an_interrupted_run_leaves_nothing_behind(
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
     # Containers (and with them every mount in their namespaces), networks, volumes: gone.
+    assert set(_leftovers(docker_client)) - before == set()
+
+
+def _paused_client(client: Any, pid: int) -> bool:
+    """A client container of the run of ``pid`` is frozen (a fault row is mid-fault)."""
+    from prober.lab.daemon import LABEL, ROLE_LABEL
+    from prober.lab.owner import OWNER_LABEL
+
+    return any(
+        c.status == "paused" and c.labels.get(ROLE_LABEL, "").startswith("client")
+        for c in client.containers.list(all=True, filters={"label": LABEL})
+        if c.labels.get(OWNER_LABEL, "").split(":")[1:2] == [str(pid)]
+    )
+
+
+def test_a_run_interrupted_mid_fault_leaves_nothing_behind(
+    docker_client: Any, kernel_has_nfs_and_cifs: None, tmp_path: Path
+) -> None:
+    # fault.frozen-holder freezes client1 for 30 s: the interrupt comes while it is frozen,
+    # and the frozen container, the network and the mounts must all go.
+    before = set(_leftovers(docker_client))
+    out = tmp_path / "out"
+    rows = ("--experiment", "fault.frozen-holder.posix")
+    proc = _start_run("smb3", out, stderr=subprocess.PIPE, rows=rows)
+    try:
+        deadline = time.monotonic() + 1200
+        while not _paused_client(docker_client, proc.pid) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the fault row never froze its client"
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
     assert set(_leftovers(docker_client)) - before == set()
 
 

@@ -3,6 +3,7 @@ container (containers/nfs-server), serving every NFS version from one export."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -76,12 +77,23 @@ def wait_out_grace(lab: Lab, role: str, pool: AgentPool, workdir: str, spec: Tar
     return round(int(replies[1].get("duration_ns", 0)) / 1e9, 2)
 
 
+def timers(ready: str) -> dict[str, int]:
+    """nfsd's grace and lease (and lockd's grace, set to the same) from the ready line:
+    what the fault rows' seconds scale with (90 s each on a default server)."""
+    found = dict(re.findall(r"\b(grace|lease)=(\d+)s\b", ready))
+    facts = {f"nfsd_{key}_s": int(value) for key, value in found.items()}
+    if "grace" in found:
+        facts["lockd_grace_s"] = int(found["grace"])
+    return facts
+
+
 class KernelNfsd:
     role = "nfs-server"
 
     def __init__(self, log: Callable[[str], None] = _stderr) -> None:
         self._log = log
         self._grace_wait_s: float | None = None  # the first target's wait, logged once
+        self._timers: dict[str, int] = {}
 
     def container(self) -> Role:
         # privileged: it configures the Docker host's kernel nfsd (mounts the nfsd
@@ -98,6 +110,7 @@ class KernelNfsd:
             f"Linux kernel nfsd {lab.kernel_release()} (nfs-utils {utils.output.strip()}); "
             + ready.split("ready", 1)[1].strip()
         )
+        self._timers = timers(ready)
         return ServerInfo(self.role, lab.addresses[self.role], software, took)
 
     def mount_source(self, address: str, spec: TargetSpec) -> str:
@@ -111,7 +124,7 @@ class KernelNfsd:
         if self._grace_wait_s is None:
             self._grace_wait_s = waited
             self._log(f"first NFS lock ({spec.name}) waited {waited:.1f} s for the grace period")
-        return {"grace_wait_s": waited}
+        return {"grace_wait_s": waited, **self._timers}
 
     def wire(self, info: ServerInfo, spec: TargetSpec) -> dict[str, Any] | None:
         return None

@@ -1,0 +1,121 @@
+"""Fault rows on the lab's kernel NFSv4.2 and Samba targets: what nfs(5) says a crashed,
+frozen or partitioned holder does to a lock, that a restarted server comes back,
+and that the lab is usable again after every fault row (an ordinary row runs right after).
+
+The seconds a row measures are figures, not asserted: the rows' own deadlines (60 s) are well
+beyond the lab's lease plus grace (10 s + 10 s, containers/nfs-server/start.sh)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from prober.engine.agents import AgentPool
+from prober.engine.cleanup import CleanupStack
+from prober.engine.scheduler import Runner
+from prober.experiments import load
+from prober.results import Cell
+from prober.run_options import RunOptions
+from prober.targets import registry
+from prober.targets.base import PreparedTarget
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+
+def _prepared(name: str, options: RunOptions) -> Iterator[PreparedTarget]:
+    cleanup = CleanupStack()
+    try:
+        (target,) = registry.select(name, None, options)
+        assert target.unavailable_reason() is None
+        with target.prepare(cleanup) as prepared:
+            yield prepared
+    finally:
+        assert cleanup.run_all() == []
+
+
+@pytest.fixture(scope="module")
+def nfs42(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[PreparedTarget]:
+    yield from _prepared("nfs4.2", lab_options)
+
+
+@pytest.fixture(scope="module")
+def smb3(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[PreparedTarget]:
+    yield from _prepared("smb3", lab_options)
+
+
+_RUNNERS: dict[str, Runner] = {}  # one per target: each row gets a directory of its own
+
+
+def _row(prepared: PreparedTarget, eid: str) -> Cell:
+    (exp,) = [e for e in load() if e.id == eid]
+    runner = _RUNNERS.setdefault(
+        prepared.name, Runner(AgentPool(), CleanupStack(), step_timeout=10.0)
+    )
+    return runner.run(exp, prepared)
+
+
+def _still_usable(prepared: PreparedTarget) -> None:
+    """The next ordinary row runs: both clients mount the target and exclude each other."""
+    cell = _row(prepared, "posix.exclusive.clients")
+    assert cell.verdict == "as-reference", cell.explanation
+
+
+def _steps(cell: Cell) -> list[tuple[str, str]]:
+    return [(s.op, s.outcome) for s in cell.steps]
+
+
+def test_a_crashed_holders_lock_goes_when_its_lease_expires(nfs42: PreparedTarget) -> None:
+    # nfs(5): an NFSv4 client holds its state by renewing a lease; a client that vanished
+    # renews nothing, so the server lets its lock go and B, waiting, is granted.
+    cell = _row(nfs42, "fault.crashed-holder.posix")
+    assert cell.outcome == "granted", _steps(cell)
+    assert isinstance(cell.metrics["granted_after_fault_ns"], int)
+    assert cell.metrics["restored"] == ["heal client1", "start client1"]
+    _still_usable(nfs42)
+
+
+def test_a_frozen_holder_keeps_its_lock_and_b_gets_it_after_the_unlock(
+    nfs42: PreparedTarget,
+) -> None:
+    # nfs(5): the lease is renewed by the client's kernel, which a frozen container's
+    # processes do not stop; the lock is A's until A, thawed, unlocks it.
+    cell = _row(nfs42, "fault.frozen-holder.posix")
+    assert cell.outcome == "granted", _steps(cell)  # `blocked`: B was still waiting
+    assert cell.steps[7].outcome == "granted"  # A's unlock once thawed
+    assert cell.steps[8].outcome == "granted"  # B then has it
+    _still_usable(nfs42)
+
+
+def test_a_partitioned_holder_loses_its_lock_to_the_waiting_client(
+    nfs42: PreparedTarget,
+) -> None:
+    # nfs(5) lease: a client cut off stops renewing; B is granted. Back on the network, A
+    # must not be granted the lock B holds (nfs(5) nfs.recover_lost_locks: not recovered).
+    cell = _row(nfs42, "fault.partition-holder.posix")
+    assert cell.outcome == "granted", _steps(cell)
+    assert cell.steps[6].op == "lock"
+    assert cell.steps[6].outcome != "granted", _steps(cell)
+    _still_usable(nfs42)
+
+
+def test_a_restarted_server_comes_back_and_the_lab_is_usable(smb3: PreparedTarget) -> None:
+    # Samba's smbd is stopped and started in its container; what B's request then gets is
+    # the row's measurement (mount.cifs(8): the client reconnects; whether it re-sends A's
+    # lock is what the row shows). The restart itself and the next row must work.
+    cell = _row(smb3, "fault.server-restart.posix")
+    restart: dict[str, Any] = cell.steps[3].detail
+    assert cell.steps[3].op == "restart-server"
+    assert cell.steps[3].outcome == "granted", restart
+    assert "ready" in restart["ready"]
+    _still_usable(smb3)
+
+
+def test_a_frozen_smb_holder_keeps_its_lock(smb3: PreparedTarget) -> None:
+    # A stopped process keeps its lock (the reference); cifs keeps the session from the
+    # kernel, which the freeze does not stop.
+    cell = _row(smb3, "fault.frozen-holder.posix")
+    assert cell.outcome == "granted", _steps(cell)  # `blocked`: B was still waiting
+    assert cell.steps[8].outcome == "granted"  # B has it once A, thawed, unlocked
+    _still_usable(smb3)

@@ -101,7 +101,7 @@ class LabTarget:
         with self._warming(lab, hosts) as (pool, warmed):
             with phases("server_s"):
                 server, info = self.session.server(lab, kind)
-            path = servers.export_dir(lab, role, self.name)
+            path = server.export_dir(lab, self.spec)
             source = server.mount_source(info.address, self.spec)
             mounted: list[str] = []
 

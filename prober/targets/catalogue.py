@@ -42,6 +42,9 @@ SERVER_KINDS = {
     ),
     "ganesha": ServerKindRules(mount="nfs"),
     "sshd": ServerKindRules(mount="fuse.sshfs"),
+    "glusterfs": ServerKindRules(
+        mount="glusterfs", settings=frozenset({"volume"}), required=frozenset({"volume"})
+    ),
 }
 # What the lab can check the Docker host's kernel for (prober.lab.daemon.kernel_support).
 KERNEL_FILESYSTEMS = ("nfs", "nfs4", "nfsd", "cifs", "fuse")

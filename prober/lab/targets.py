@@ -15,7 +15,7 @@ from typing import Any
 
 from prober.engine.agents import HELLO_TIMEOUT_S, AgentPool
 from prober.errors import ProberError
-from prober.lab import channel, daemon, mounts, servers
+from prober.lab import channel, daemon, mounts
 from prober.lab.parallel import parallel
 from prober.lab.session import LabSession
 from prober.lab.topology import CLIENTS, Lab

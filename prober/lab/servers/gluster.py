@@ -36,7 +36,9 @@ def volume_of(spec: TargetSpec) -> str:
         raise ValueError(f"target {spec.name} names no GlusterFS volume")
     volume = spec.server.settings["volume"]
     if volume not in VOLUMES:
-        raise ValueError(f"target {spec.name}: no GlusterFS volume {volume!r} ({', '.join(VOLUMES)})")
+        raise ValueError(
+            f"target {spec.name}: no GlusterFS volume {volume!r} ({', '.join(VOLUMES)})"
+        )
     return volume
 
 

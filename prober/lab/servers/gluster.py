@@ -19,7 +19,7 @@ from prober.lab.servers.base import EXPORT, ServerInfo
 from prober.lab.topology import CLIENTS, FUSE_DEVICE_RULE, Lab, Role
 from prober.targets.catalogue import TargetSpec
 
-READY_TIMEOUT_S = 180.0  # glusterd, two volumes created and started, two FUSE mounts
+READY_TIMEOUT_S = 300.0  # glusterd, two volumes made and started, two FUSE mounts: ~160 s under TCG
 VOLUMES = ("single", "replica2")  # what containers/gluster-server/start.sh creates
 # `gluster volume info` lines that say how a volume stores and locks (the rest is noise).
 INFO_KEYS = ("Type", "Number of Bricks", "Transport-type")

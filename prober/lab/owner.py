@@ -80,12 +80,20 @@ def orphans(client: Any) -> dict[str, str]:
 
 def reap(client: Any, log: Log) -> list[str]:
     """Remove the labs whose owner is gone; the names removed."""
+    import docker.errors
+
     from prober.lab.topology import remove_run
 
     removed: list[str] = []
     for run, owner in sorted(orphans(client).items()):
         pid = owner.split(":")[1]
-        names = remove_run(client, run)
+        try:
+            names = remove_run(client, run)
+        except docker.errors.APIError as exc:
+            # A container the daemon cannot kill (its process stuck in the Docker host's
+            # kernel) is left for a later reap; it must not stop this run.
+            log(f"could not remove the lab of run {run} (prober pid {pid} is gone): {exc}")
+            continue
         removed += names
         log(f"removed the lab of run {run}, whose prober (pid {pid}) is gone: {len(names)} objects")
     return removed

@@ -26,6 +26,19 @@ LOCAL_FUSE = {
     ),
 }
 
+# FUSE subtypes whose daemon passes locks to servers shared by every client: what holds
+# them, and what still to check.
+SERVED_FUSE = {
+    "glusterfs": (
+        "GlusterFS keeps POSIX byte-range locks in the bricks' locks translator, shared by "
+        "every client of the volume (GlusterFS Administrator Guide, Mandatory Locks); its "
+        "documentation says nothing of flock or OFD locks, and flock on lock files that are "
+        "unlinked while locked has known failures (gluster/glusterfs#3153, #4694): prefer "
+        "POSIX locks on files that stay, check other clients with --peer, and list or clear "
+        "stuck locks with `gluster volume statedump` and `gluster volume clear-locks`"
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Advice:
@@ -201,6 +214,10 @@ def _mount_options(cells: Cells, fp: Fingerprint) -> list[Advice]:
     subtype = opts.get("fuse_subtype")
     if subtype in LOCAL_FUSE:
         out.append(Advice(f"fuse-{subtype}", f"a FUSE filesystem ({subtype})", LOCAL_FUSE[subtype]))
+    elif subtype in SERVED_FUSE:
+        out.append(
+            Advice(f"fuse-{subtype}", f"a FUSE filesystem ({subtype})", SERVED_FUSE[subtype])
+        )
     elif subtype:
         out.append(
             Advice(

@@ -24,12 +24,16 @@ LOCAL_ONLY_KEYS = {
 
 
 def server_export(fp: dict[str, Any]) -> tuple[str | None, str | None]:
-    """NFS ``server:/export`` and SMB ``//server/share`` sources, split."""
+    """NFS ``server:/export``, SMB ``//server/share`` and GlusterFS ``server:/volume``
+    (mount.glusterfs also takes ``server:volume``) sources, split."""
     source = str(fp.get("mount_source") or "")
     fstype = str(fp.get("fstype") or "")
     if fstype.startswith("nfs") and ":" in source:
         server, _, export = source.rpartition(":")
         return server.strip("[]"), export
+    if fstype == "fuse.glusterfs" and ":" in source:
+        server, _, volume = source.partition(":")
+        return server, "/" + volume.lstrip("/")
     if source.startswith("//"):
         server, _, share = source[2:].partition("/")
         return server, "/" + share

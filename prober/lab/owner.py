@@ -90,8 +90,8 @@ def reap(client: Any, log: Log) -> list[str]:
         try:
             names = remove_run(client, run)
         except docker.errors.APIError as exc:
-            # A container whose processes are stuck in the Docker host's kernel cannot be
-            # removed until that host reboots: said once, and this run goes on beside it.
+            # A container the daemon cannot kill (its process stuck in the Docker host's
+            # kernel) is left for a later reap; it must not stop this run.
             log(f"could not remove the lab of run {run} (prober pid {pid} is gone): {exc}")
             continue
         removed += names

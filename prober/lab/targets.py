@@ -17,7 +17,7 @@ from typing import Any
 from prober.engine.agents import HELLO_TIMEOUT_S, AgentPool
 from prober.errors import ProberError
 from prober.fingerprint import fingerprint_path
-from prober.lab import channel, daemon, mounts, servers, vm, vm_cache, vm_shares
+from prober.lab import channel, daemon, mounts, vm, vm_cache, vm_shares
 from prober.lab.faults import LabFaults
 from prober.lab.parallel import parallel
 from prober.lab.session import LabSession
@@ -120,7 +120,7 @@ class LabTarget:
         with self._warming(lab, hosts) as (pool, warmed):
             with phases("server_s"):
                 server, info = self.session.server(lab, kind)
-            path = servers.export_dir(lab, role, self.name)
+            path = server.export_dir(lab, self.spec)
             source = server.mount_source(info.address, self.spec)
             mounted: list[str] = []
             yielded = False

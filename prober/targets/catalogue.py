@@ -42,6 +42,9 @@ SERVER_KINDS = {
     ),
     "ganesha": ServerKindRules(mount="nfs"),
     "sshd": ServerKindRules(mount="fuse.sshfs"),
+    "glusterfs": ServerKindRules(
+        mount="glusterfs", settings=frozenset({"volume"}), required=frozenset({"volume"})
+    ),
     # The Docker-host VM's shares of a directory of this machine (prober.lab.vm_shares):
     # export is QEMU's -fsdev options or virtiofsd's -o options.
     "qemu-9p": ServerKindRules(mount="9p", settings=frozenset({"export"})),

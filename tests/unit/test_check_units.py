@@ -174,6 +174,8 @@ def test_a_good_token_names_the_directory_and_nonce() -> None:
         ("nfs4", "10.0.0.5:/srv/share", ("10.0.0.5", "/srv/share")),
         ("nfs", "[fe80::1]:/export", ("fe80::1", "/export")),
         ("cifs", "//fileserver/team", ("fileserver", "/team")),
+        ("fuse.glusterfs", "gluster1:/shared", ("gluster1", "/shared")),
+        ("fuse.glusterfs", "gluster1:shared", ("gluster1", "/shared")),
         ("ext4", "/dev/vda", (None, None)),
     ],
 )
@@ -192,6 +194,7 @@ def test_server_and_export_from_the_mount_source(
         ("lustre", {"localflock": True}, "lustre-localflock"),
         ("lustre", {"noflock": True}, "lustre-noflock"),
         ("fuse.sshfs", {"fuse_subtype": "sshfs"}, "fuse-sshfs"),
+        ("fuse.glusterfs", {"fuse_subtype": "glusterfs"}, "fuse-glusterfs"),
         ("fuse.s3fs", {"fuse_subtype": "s3fs"}, "fuse"),
         ("9p", {"cache": "none", "version": "9p2000.L"}, "vm-9p"),
         ("virtiofs", {"virtiofs_tag": "myfs"}, "vm-virtiofs"),

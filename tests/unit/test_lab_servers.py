@@ -63,6 +63,12 @@ def test_the_containers_are_made_as_before() -> None:
         "sshfs-server": {
             "volumes": {"prober-run-sshfs-export": {"bind": "/export", "mode": "rw"}},
         },
+        "gluster-server": {
+            "cap_add": ["SYS_ADMIN"],
+            "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+            "device_cgroup_rules": ["c 10:229 rwm"],
+            "volumes": {"prober-run-gluster-bricks": {"bind": "/bricks", "mode": "rw"}},
+        },
     }
     images = {role: spec.image for role, spec in roles(specs, kinds).items()}
     assert images == {
@@ -73,6 +79,7 @@ def test_the_containers_are_made_as_before() -> None:
         "smb-server": "smb-server",
         "ganesha-server": "ganesha-server",
         "sshfs-server": "sshfs-server",
+        "gluster-server": "gluster-server",
     }
 
 
@@ -125,3 +132,18 @@ def test_sshfs_mounts_the_targets_directory_with_keys_made_in_the_lab() -> None:
     assert options["BatchMode"] == "yes"
     assert options["IdentityFile"].startswith("/root/.ssh/")
     assert options["UserKnownHostsFile"].startswith("/root/.ssh/")
+
+
+def test_gluster_targets_mount_their_volume_and_fingerprint_its_settings() -> None:
+    from prober.lab.servers.gluster import parse_lock_options, parse_volume_info
+
+    gluster = servers.KINDS["glusterfs"](print)
+    known = catalogue.load()
+    assert gluster.mount_source("10.0.0.5", known.get("gluster-single")) == "10.0.0.5:/single"
+    assert gluster.mount_source("10.0.0.5", known.get("gluster-replica2")) == "10.0.0.5:/replica2"
+    info = "Volume Name: replica2\nType: Replicate\nNumber of Bricks: 1 x 2 = 2\nStatus: Started\n"
+    assert parse_volume_info(info) == {"Type": "Replicate", "Number of Bricks": "1 x 2 = 2"}
+    options = (
+        "Option  Value\n------  -----\nlocks.mandatory-locking   off\ncluster.eager-lock   on\n"
+    )
+    assert parse_lock_options(options) == {"locks.mandatory-locking": "off"}

@@ -45,7 +45,7 @@ def test_the_shipped_catalogue_has_every_target_in_report_order() -> None:
     known = load()
     assert known.host_names() == ["local", "tmpfs", "ext4", "xfs", "btrfs"]
     assert known.names()[: len(known.host_names())] == known.host_names()
-    assert list(known.groups)[:5] == ["nfs", "ganesha", "smb", "vm", "lab"]
+    assert list(known.groups)[:6] == ["nfs", "ganesha", "smb", "gluster", "vm", "lab"]
     assert known.groups["lab"] == tuple(known.lab_names())
     for name in ("nfs3", "nfs4.0", "nfs4.1", "nfs4.2", "overlay", "volume", "container-tmpfs"):
         assert name in known.lab_names()
@@ -90,7 +90,7 @@ def test_a_good_catalogue_parses() -> None:
         (
             ("kind: nfsd", "kind: knfsd"),
             r"^<t>:13: nfs4.2: server.kind: 'knfsd' is not one of nfsd, samba, ganesha, sshd, "
-            r"qemu-9p, virtiofsd$",
+            r"glusterfs, qemu-9p, virtiofsd$",
         ),
         (
             ("    runs: host\n", "    runs: host\n    colour: red\n"),

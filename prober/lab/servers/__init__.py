@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from prober.lab.servers.base import Server, ServerInfo, export_dir
 from prober.lab.servers.ganesha import Ganesha
+from prober.lab.servers.gluster import Gluster
 from prober.lab.servers.nfsd import KernelNfsd
 from prober.lab.servers.samba import Samba
 from prober.lab.servers.sshd import Sshd
@@ -17,6 +18,7 @@ KINDS: dict[str, Callable[[Callable[[str], None]], Server]] = {
     "samba": Samba,
     "ganesha": Ganesha,
     "sshd": Sshd,
+    "glusterfs": Gluster,
 }
 
 __all__ = ["KINDS", "Server", "ServerInfo", "export_dir"]

@@ -38,6 +38,11 @@ class Server(Protocol):
         """Wait until the started container serves (its ready line); what it runs."""
         ...
 
+    def export_dir(self, lab: Lab, spec: TargetSpec) -> str:
+        """Make the target's directory on the server, at /lab/<target> there (the clients'
+        mount point, so every host sees the same path); returns that path."""
+        ...
+
     def mount_source(self, address: str, spec: TargetSpec) -> str:
         """What a client mounts for ``spec`` (mount(8)'s device argument)."""
         ...

@@ -10,7 +10,7 @@ from typing import Any
 
 from prober.engine.agents import AgentPool
 from prober.errors import ProberError
-from prober.lab.servers.base import EXPORT, ServerInfo
+from prober.lab.servers.base import EXPORT, ServerInfo, export_dir
 from prober.lab.topology import Lab, Role
 from prober.targets.catalogue import TargetSpec
 
@@ -54,6 +54,9 @@ class Samba:
         took = time.monotonic() - started
         software = "Samba smbd " + ready.split("ready", 1)[1].strip().removeprefix("Version ")
         return ServerInfo(self.role, lab.addresses[self.role], software, took)
+
+    def export_dir(self, lab: Lab, spec: TargetSpec) -> str:
+        return export_dir(lab, self.role, spec.name)
 
     def mount_source(self, address: str, spec: TargetSpec) -> str:
         return f"//{address}/{share_of(spec)}/{spec.name}"

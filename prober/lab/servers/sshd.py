@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prober.engine.agents import AgentPool
-from prober.lab.servers.base import EXPORT, ServerInfo
+from prober.lab.servers.base import EXPORT, ServerInfo, export_dir
 from prober.lab.topology import CLIENTS, Lab, Role
 from prober.targets.catalogue import TargetSpec
 
@@ -74,6 +74,9 @@ class Sshd:
     def _sshfs_version(self, lab: Lab) -> str:
         output = lab.exec(CLIENTS[0], ["dpkg-query", "-W", "-f", "${Version}", "sshfs"]).output
         return output.strip() or "unknown"
+
+    def export_dir(self, lab: Lab, spec: TargetSpec) -> str:
+        return export_dir(lab, self.role, spec.name)
 
     def mount_source(self, address: str, spec: TargetSpec) -> str:
         return f"{USER}@{address}:{EXPORT}/{spec.name}"

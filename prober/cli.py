@@ -195,11 +195,19 @@ def report(
     ],
     format: FormatOption = "md",
     out: OutOption = None,
+    kernel_view: Annotated[
+        bool,
+        typer.Option(
+            "--kernel-view",
+            help="For runs of several kernels (prober run --kernel): the rows that differ "
+            "between kernels first, with each side's steps (Markdown).",
+        ),
+    ] = False,
 ) -> None:
     """Render results as one matrix (several files merge into one). Exit 2 on bad input."""
     from prober.commands import report as cmd
 
-    _finish(lambda: cmd.run(results=results, fmt=format, out=out))
+    _finish(lambda: cmd.run(results=results, fmt=format, out=out, kernel_view=kernel_view))
 
 
 @app.command()
@@ -208,11 +216,22 @@ def diff(
     new: Annotated[Path, typer.Argument(help="The later results file or run directory.")],
     format: FormatOption = "md",
     out: OutOption = None,
+    old_kernel: Annotated[
+        str | None,
+        typer.Option(help="Compare only OLD's targets of this kernel (prober run --kernel)."),
+    ] = None,
+    new_kernel: Annotated[
+        str | None,
+        typer.Option(help="Compare only NEW's targets of this kernel (prober run --kernel)."),
+    ] = None,
 ) -> None:
-    """Cells whose verdict changed, regressions first. Exit 1 on a regression, 2 on bad input."""
+    """Cells whose verdict changed, regressions first. Exit 1 on a regression, 2 on bad input.
+
+    Two kernels of one run: prober diff R R --old-kernel 6.1 --new-kernel 6.12."""
     from prober.commands import diff as cmd
 
-    _finish(lambda: cmd.run(old=old, new=new, fmt=format, out=out))
+    _finish(lambda: cmd.run(old=old, new=new, fmt=format, out=out,
+                            kernels=(old_kernel, new_kernel)))  # fmt: skip
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ class KernelAxis:
     lab_targets: list[Target] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     timings: dict[str, Any] = field(default_factory=dict)
+    vm_s: dict[str, float] = field(default_factory=dict)  # per kernel: its VM's start
 
     def run(
         self,
@@ -55,8 +57,10 @@ class KernelAxis:
             config = vm_config.make_config(kernel=kernel.name)
             was_running = vm.vm_status(key=kernel.key, ping=False) is not None
             say(f"kernel {kernel.name}: starting its VM ({kernel.package})")
+            started = time.monotonic()
             try:
                 url = vm.ensure_running(config, log=say)
+                self.vm_s[kernel.name] = round(time.monotonic() - started, 2)
             except (VmBootError, ProberError) as exc:
                 self._unbooted(kernel, exc, names, results, stream, progress, len(experiments))
                 continue

@@ -165,6 +165,8 @@ def run(
     results.timings = {"jobs": jobs, "targets": timings}
     if vm_s is not None:
         results.timings["vm_s"] = vm_s
+    if axis:
+        results.timings["vm_s_by_kernel"] = axis.vm_s
     stream.write(
         "end",
         {

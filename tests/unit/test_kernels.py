@@ -3,6 +3,8 @@ and the re-run of a hung row: fast, no VM needed."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +17,8 @@ from prober.errors import UsageError
 from prober.lab import base_image, kernels, vm, vm_cache, vm_config, vm_image
 from prober.report import kernels as kernel_view
 from prober.results import Cell, RunResults, StepRecord, TargetInfo
+
+from .real_results import real_run
 
 
 def test_names_resolve_to_packages_and_package_names_still_work() -> None:
@@ -149,3 +153,37 @@ def test_a_hung_row_run_again_says_whether_it_was_slow_or_a_hang() -> None:
     hung = deadline_retry(first, _cell("nfs3", "hang", "timeout"), 30.0)
     assert hung.verdict == "hang" and hung.metrics["deadline"]["kind"] == "hang"
     assert any("30 s" in note for note in hung.notes)
+
+
+def _tag(run: RunResults, kernel: str) -> RunResults:
+    tagged = copy.deepcopy(run)
+    for info in tagged.targets:
+        info.name = f"{info.name}@{kernel}"
+    for cell in tagged.cells:
+        cell.target = f"{cell.target}@{kernel}"
+    return tagged
+
+
+def test_prober_diff_compares_two_kernels_as_two_runs(tmp_path: Path) -> None:
+    (tmp_path / "locks").mkdir()
+    base = real_run(tmp_path / "locks", contrary=False)
+    old, new = _tag(base, "6.1"), _tag(base, "6.12")
+    lost = next(c for c in new.cells if c.experiment == "flock.exclusive-exclusive.processes")
+    lost.outcome, lost.verdict = "granted", "no-exclusion"
+    both = copy.deepcopy(old)
+    both.targets += new.targets
+    both.cells += new.cells
+    files = {}
+    for name, run in (("old", old), ("new", new), ("both", both)):
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(run.to_dict()))
+    # Two single-kernel runs: matched target by target; one run of two kernels: chosen.
+    chosen = ["--old-kernel", "6.1", "--new-kernel", "6.12"]
+    for args in ([files["old"], files["new"]], [files["both"], files["both"], *chosen]):
+        done = _prober(["diff", *map(str, args), "--format", "json"], tmp_path)
+        assert done.returncode == 1, done.stderr  # the exclusion lost on 6.12
+        assert "flock.exclusive-exclusive.processes" in done.stdout
+    done = _prober(
+        ["diff", str(files["both"]), str(files["both"]), "--old-kernel", "5.10"], tmp_path
+    )
+    assert done.returncode == 2 and "kernel '5.10'" in done.stderr

@@ -71,8 +71,9 @@ class Row:
 
     @property
     def differs(self) -> bool:
+        """Two kernels that ran the row gave different verdicts or decisive outcomes."""
         answers = {(c.verdict, c.outcome) for c in self.cells.values()}
-        return len(answers) > 1 or len(self.cells) < 2
+        return len(answers) > 1
 
 
 @dataclass
@@ -84,6 +85,10 @@ class KernelView:
     @property
     def differing(self) -> list[Row]:
         return [r for r in self.rows if r.differs]
+
+    def partial(self) -> list[Row]:
+        """Rows some kernel did not run (its target was unavailable there): no comparison."""
+        return [r for r in self.rows if len(r.cells) < len(self.kernels)]
 
 
 def build(runs: list[RunResults]) -> KernelView:
@@ -181,7 +186,18 @@ def markdown(view: KernelView) -> str:
                 if cell is not None:
                     lines.append(f"- `{row.experiment}` on {kernel}: {evidence(cell)}")
         lines.append("")
-    same = [r for r in view.rows if not r.differs]
+    partial = view.partial()
+    if partial:
+        lines += ["## Rows not run on every kernel", ""]
+        missing: dict[str, set[str]] = {}
+        for row in partial:
+            gone = [k for k in view.kernels if k not in row.cells]
+            missing.setdefault(row.target, set()).update(gone)
+        for target, gone in sorted(missing.items()):
+            count = sum(1 for r in partial if r.target == target)
+            lines.append(f"- {target}: {count} rows, not run on {', '.join(sorted(gone))}")
+        lines.append("")
+    same = [r for r in view.rows if not r.differs and len(r.cells) == len(view.kernels)]
     lines += ["## Rows that agree on every kernel", "", f"{len(same)} rows: "]
     by_target: dict[str, int] = {}
     for row in same:

@@ -119,15 +119,21 @@ def test_kernel_view_lists_differing_rows_first_with_each_sides_steps() -> None:
         _cell("nfs4.2@6.12", "no-exclusion", "granted"),
         _cell("nfs4.2@6.1", "as-reference", "granted", "flock.shared-shared.processes"),
         _cell("nfs4.2@6.12", "as-reference", "granted", "flock.shared-shared.processes"),
+        _cell("nfs3@6.1", "as-reference", "denied:EAGAIN"),  # nfs3@6.12 did not run
     )
     view = kernel_view.build([run])
     assert view.kernels == ["6.1", "6.12"]
     assert [(r.target, r.experiment) for r in view.differing] == [
         ("nfs4.2", "flock.exclusive.clients")
     ]
+    assert [r.target for r in view.partial()] == ["nfs3"]
     text = kernel_view.markdown(view)
+    assert "nfs3: 1 rows, not run on 6.12" in text
     assert "no-exclusion (granted)" in text and "#0 B flock -> granted" in text
-    assert kernel_view.excluding_apis(view) == {"6.1": {"flock": ["nfs4.2"]}, "6.12": {"flock": []}}
+    assert kernel_view.excluding_apis(view) == {
+        "6.1": {"flock": ["nfs3", "nfs4.2"]},
+        "6.12": {"flock": []},
+    }
 
 
 def test_one_kernels_cells_compare_like_a_run_of_their_own() -> None:

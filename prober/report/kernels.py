@@ -193,9 +193,9 @@ def markdown(view: KernelView) -> str:
         for row in partial:
             gone = [k for k in view.kernels if k not in row.cells]
             missing.setdefault(row.target, set()).update(gone)
-        for target, gone in sorted(missing.items()):
+        for target, kernels in sorted(missing.items()):
             count = sum(1 for r in partial if r.target == target)
-            lines.append(f"- {target}: {count} rows, not run on {', '.join(sorted(gone))}")
+            lines.append(f"- {target}: {count} rows, not run on {', '.join(sorted(kernels))}")
         lines.append("")
     same = [r for r in view.rows if not r.differs and len(r.cells) == len(view.kernels)]
     lines += ["## Rows that agree on every kernel", "", f"{len(same)} rows: "]

@@ -56,11 +56,9 @@ def select(run: RunResults, kernel: str, label: str) -> RunResults:
 
 
 def single_kernel(run: RunResults) -> str:
-    """The one kernel of a run whose targets all carry the same one, else ''."""
-    kernels = kernels_of(run)
-    if len(kernels) != 1 or any(not split(t.name)[1] for t in run.targets):
-        return ""
-    return kernels[0]
+    """The one kernel of a run whose cells all carry the same one, else ''."""
+    kernels = {split(c.target)[1] for c in run.cells}
+    return kernels.pop() if len(kernels) == 1 and "" not in kernels else ""
 
 
 @dataclass(frozen=True)
@@ -167,7 +165,11 @@ def markdown(view: KernelView) -> str:
             lines.append(f"- {name}: {why.splitlines()[0] if why else ''}")
     lines += ["", "## Rows that differ between kernels", ""]
     if not differing:
-        lines.append("None: every row gave the same verdict and decisive outcome on each kernel.")
+        lines += [
+            "None: every row that ran on two or more kernels gave the same verdict and "
+            "decisive outcome on each.",
+            "",
+        ]
     for target in sorted({r.target for r in differing}):
         lines += [f"### {target}", ""]
         lines.append("| experiment | " + " | ".join(view.kernels) + " |")
@@ -197,8 +199,8 @@ def markdown(view: KernelView) -> str:
             count = sum(1 for r in partial if r.target == target)
             lines.append(f"- {target}: {count} rows, not run on {', '.join(sorted(kernels))}")
         lines.append("")
-    same = [r for r in view.rows if not r.differs and len(r.cells) == len(view.kernels)]
-    lines += ["## Rows that agree on every kernel", "", f"{len(same)} rows: "]
+    same = [r for r in view.rows if not r.differs and len(r.cells) >= 2]
+    lines += ["## Rows that agree on every kernel that ran them", "", f"{len(same)} rows: "]
     by_target: dict[str, int] = {}
     for row in same:
         by_target[row.target] = by_target.get(row.target, 0) + 1

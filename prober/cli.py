@@ -24,6 +24,10 @@ app = typer.Typer(
 lab_app = typer.Typer(no_args_is_help=True, help="The Docker lab (NFS/SMB servers and clients).")
 vm_app = typer.Typer(no_args_is_help=True, help="The Docker-host VM with a stock Debian kernel.")
 lab_app.add_typer(vm_app, name="vm")
+KERNEL_HELP = (
+    "Kernel of the VM: 5.10, 6.1 or 6.12 (matrix/kernels.yaml) or a Debian kernel package "
+    "(linux-image-...); each kernel has its own VM. Default: 6.1."
+)
 app.add_typer(lab_app, name="lab")
 
 
@@ -134,6 +138,14 @@ def run(
             "--timings", help="Print where the run's time went (also kept in results.json)."
         ),
     ] = False,
+    kernel: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the lab targets once per kernel, each on its own Docker-host VM: "
+            "comma-separated names (5.10, 6.1, 6.12) or Debian kernel packages; the "
+            "targets are then named target@kernel."
+        ),
+    ] = None,
 ) -> None:
     """Run the experiment catalogue on targets and write results and a matrix."""
     from prober.commands import run as cmd
@@ -153,6 +165,7 @@ def run(
             quiet=quiet,
             jobs=jobs,
             show_timings=timings,
+            kernels=kernel,
         )
     )
 
@@ -182,11 +195,19 @@ def report(
     ],
     format: FormatOption = "md",
     out: OutOption = None,
+    kernel_view: Annotated[
+        bool,
+        typer.Option(
+            "--kernel-view",
+            help="For runs of several kernels (prober run --kernel): the rows that differ "
+            "between kernels first, with each side's steps (Markdown).",
+        ),
+    ] = False,
 ) -> None:
     """Render results as one matrix (several files merge into one). Exit 2 on bad input."""
     from prober.commands import report as cmd
 
-    _finish(lambda: cmd.run(results=results, fmt=format, out=out))
+    _finish(lambda: cmd.run(results=results, fmt=format, out=out, kernel_view=kernel_view))
 
 
 @app.command()
@@ -195,11 +216,22 @@ def diff(
     new: Annotated[Path, typer.Argument(help="The later results file or run directory.")],
     format: FormatOption = "md",
     out: OutOption = None,
+    old_kernel: Annotated[
+        str | None,
+        typer.Option(help="Compare only OLD's targets of this kernel (prober run --kernel)."),
+    ] = None,
+    new_kernel: Annotated[
+        str | None,
+        typer.Option(help="Compare only NEW's targets of this kernel (prober run --kernel)."),
+    ] = None,
 ) -> None:
-    """Cells whose verdict changed, regressions first. Exit 1 on a regression, 2 on bad input."""
+    """Cells whose verdict changed, regressions first. Exit 1 on a regression, 2 on bad input.
+
+    Two kernels of one run: prober diff R R --old-kernel 6.1 --new-kernel 6.12."""
     from prober.commands import diff as cmd
 
-    _finish(lambda: cmd.run(old=old, new=new, fmt=format, out=out))
+    _finish(lambda: cmd.run(old=old, new=new, fmt=format, out=out,
+                            kernels=(old_kernel, new_kernel)))  # fmt: skip
 
 
 @app.command()
@@ -324,14 +356,16 @@ def lab_clean(
 
 @vm_app.command("up")
 def vm_up(
-    kernel: Annotated[
-        str, typer.Option(help="Debian kernel package for the guest (see apt-cache search).")
-    ] = "linux-image-amd64",
+    kernel: Annotated[str | None, typer.Option(help=KERNEL_HELP)] = None,
     cpus: Annotated[int, typer.Option(help="Virtual CPUs.")] = 2,
     memory: Annotated[str, typer.Option(help="Guest memory, e.g. 4G or 4096M.")] = "4G",
     port: Annotated[
-        int, typer.Option(help="Port on 127.0.0.1 where the guest's Docker API appears.")
-    ] = 23750,
+        int | None,
+        typer.Option(
+            help="Port on 127.0.0.1 where the guest's Docker API appears (default: the "
+            "kernel's, 23750 for 6.1)."
+        ),
+    ] = None,
     accel: Annotated[str, typer.Option(help="auto (KVM if it boots, else TCG), kvm or tcg.")] = (
         "auto"
     ),
@@ -349,19 +383,20 @@ def vm_up(
 @vm_app.command("status")
 def vm_status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    kernel: Annotated[str | None, typer.Option(help=KERNEL_HELP)] = None,
 ) -> None:
     """Is the VM running? Its kernel, Docker address and resources (exit 3 when stopped)."""
     from prober.commands import lab_vm as cmd
 
-    _finish(lambda: cmd.status(as_json))
+    _finish(lambda: cmd.status(as_json, kernel))
 
 
 @vm_app.command("down")
-def vm_down() -> None:
+def vm_down(kernel: Annotated[str | None, typer.Option(help=KERNEL_HELP)] = None) -> None:
     """Shut the VM down cleanly; no QEMU process is left."""
     from prober.commands import lab_vm as cmd
 
-    _finish(cmd.down)
+    _finish(lambda: cmd.down(kernel))
 
 
 @vm_app.command("logs")
@@ -369,11 +404,12 @@ def vm_logs(
     lines: Annotated[int | None, typer.Option("--lines", "-n", help="Only the last N lines.")] = (
         None
     ),
+    kernel: Annotated[str | None, typer.Option(help=KERNEL_HELP)] = None,
 ) -> None:
     """Show the serial console of the current (or last) boot."""
     from prober.commands import lab_vm as cmd
 
-    _finish(lambda: cmd.logs(lines))
+    _finish(lambda: cmd.logs(lines, kernel))
 
 
 def main() -> None:

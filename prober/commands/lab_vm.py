@@ -8,7 +8,7 @@ import sys
 import typer
 
 from prober.errors import EXIT_ENVIRONMENT, EXIT_OK
-from prober.lab import vm, vm_config
+from prober.lab import kernels, vm, vm_config
 from prober.lab.vm_qemu import VmBootError
 
 
@@ -17,10 +17,10 @@ def _progress(message: str) -> None:
 
 
 def up(
-    kernel: str,
+    kernel: str | None,
     cpus: int,
     memory: str,
-    port: int,
+    port: int | None,
     accel: str,
     boot_timeout: float | None,
 ) -> int:
@@ -35,14 +35,15 @@ def up(
         for line in exc.serial_tail:
             typer.echo(f"  {line}", err=True)
         if not exc.serial_tail:
-            typer.echo(f"  (empty: see {vm.serial_log()})", err=True)
+            typer.echo(f"  (empty: see {vm.serial_log(key=config.key)})", err=True)
         raise
     typer.echo(f"export DOCKER_HOST={url}")
     return EXIT_OK
 
 
-def status(as_json: bool) -> int:
-    current = vm.vm_status()
+def status(as_json: bool, kernel: str | None) -> int:
+    chosen = kernels.resolve(kernel)
+    current = vm.vm_status(key=chosen.key)
     if as_json:
         typer.echo(json.dumps(current.to_json() if current else {"running": False}, indent=2))
         return EXIT_OK if current else EXIT_ENVIRONMENT
@@ -54,7 +55,8 @@ def status(as_json: bool) -> int:
         f"running  pid {current.pid}  {current.accel.upper()}  {current.cpus} vCPUs  "
         f"{current.memory_mib} MiB\n"
         f"kernel   {current.kernel_release} ({current.kernel_package} "
-        f"{current.kernel_package_version})\n"
+        f"{current.kernel_package_version}{_suite(current.kernel_suite)}; "
+        f"--kernel {current.kernel_name or chosen.name})\n"
         f"docker   {current.docker_host} ({answers})\n"
         f"booted   in {current.boot_seconds:.0f} s\n"
         f"export DOCKER_HOST={current.docker_host}"
@@ -62,14 +64,18 @@ def status(as_json: bool) -> int:
     return EXIT_OK
 
 
-def down() -> int:
-    how = vm.stop(log=_progress)
+def _suite(suite: str) -> str:
+    return f" from {suite}" if suite else ""
+
+
+def down(kernel: str | None) -> int:
+    how = vm.stop(log=_progress, key=kernels.resolve(kernel).key)
     typer.echo(how)
     return EXIT_OK
 
 
-def logs(lines: int | None) -> int:
-    path = vm.serial_log()
+def logs(lines: int | None, kernel: str | None) -> int:
+    path = vm.serial_log(key=kernels.resolve(kernel).key)
     try:
         text = path.read_bytes().decode(errors="replace")
     except FileNotFoundError:

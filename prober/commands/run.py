@@ -11,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from prober import report
+from prober.commands import kernel_axis
 from prober.engine.progress import ProgressReporter
 from prober.engine.target_runs import TargetRuns
-from prober.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from prober.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from prober.experiments import load, select
 from prober.report import timings as timing_table
 from prober.report.text import summary_text
@@ -82,6 +84,7 @@ def run(
     quiet: bool = False,
     jobs: int = DEFAULT_JOBS,
     show_timings: bool = False,
+    kernels: str | None = None,
 ) -> int:
     # Everything the user gave is checked before anything is created.
     if step_timeout <= 0:
@@ -91,7 +94,8 @@ def run(
     experiments = select(load(), experiment, api)
     fmts = report.parse_formats(formats)
     check_out_dir(out)
-    docker_host = docker_host_option(docker_host)
+    axis = kernel_axis.parse(kernels, docker_host, fs)
+    docker_host = "vm" if axis else docker_host_option(docker_host)
 
     def say(text: str) -> None:
         if not quiet:
@@ -108,7 +112,13 @@ def run(
         step_timeout=step_timeout,
     )
     targets = registry.select(fs, path, options)
-    if docker_host == "vm" and any(t.name in registry.lab_names() for t in targets):
+    if axis:
+        lab = set(registry.lab_names())
+        # The lab targets run once per kernel, below; the others once, here.
+        axis.lab_targets = [t for t in targets if t.name in lab]
+        targets = [t for t in targets if t.name not in lab]
+        vm_s = None
+    elif docker_host == "vm" and any(t.name in registry.lab_names() for t in targets):
         # `--docker-host vm`: start (building once) the Docker-host VM; the lab finds it
         # when it first connects (docker host "vm" is the running VM).
         from prober.lab import vm
@@ -119,7 +129,7 @@ def run(
     else:
         vm_s = None
     # Before anything starts a thread (and after the VM, which must outlive this run).
-    _own_mount_namespace(targets)
+    _own_mount_namespace(targets + (axis.lab_targets if axis else []))
     out.mkdir(parents=True, exist_ok=True)
 
     results = RunResults(started_at=_now(), host=host_info(), argv=sys.argv[1:])
@@ -132,10 +142,15 @@ def run(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.monotonic()
     interrupted = False
-    with ProgressReporter(len(targets) * len(experiments), quiet) as progress:
+    total = len(targets) + (len(axis.lab_targets) * len(axis.kernels) if axis else 0)
+    timings: dict[str, Any] = {}
+    with ProgressReporter(total * len(experiments), quiet) as progress:
         runs = TargetRuns(targets, experiments, stream, progress, options.step_timeout, jobs)
         try:
             runs.run(results)
+            timings.update(runs.timings())
+            if axis:
+                axis.run(results, experiments, stream, progress, options, jobs, timings, say)
         except KeyboardInterrupt:
             interrupted = True
             progress.message("prober: interrupted; cleaning up and keeping what was measured")
@@ -144,9 +159,14 @@ def run(
     results.finished_at = _now()
     results.wall_time_s = round(time.monotonic() - started, 3)
     results.complete = not interrupted
-    results.timings = {"jobs": jobs, "targets": runs.timings()}
+    timings.update(runs.timings())
+    if axis:
+        timings.update(axis.timings)
+    results.timings = {"jobs": jobs, "targets": timings}
     if vm_s is not None:
         results.timings["vm_s"] = vm_s
+    if axis:
+        results.timings["vm_s_by_kernel"] = axis.vm_s
     stream.write(
         "end",
         {
@@ -176,4 +196,6 @@ def run(
         )
     if show_timings:
         print(timing_table.render(results.timings, results.wall_time_s), file=sys.stderr)
-    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_ENVIRONMENT if axis and axis.failed else EXIT_OK

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 from prober.errors import ProberError
 
-# An agent is a Python start in a container; on a busy TCG VM that several labs share it has
-# been seen to take over 30 s.
-HELLO_TIMEOUT_S = 60.0
+# An agent is a Python process: on a Docker host emulated without KVM (TCG) and sharing
+# the machine's cores, its start took more than 30 s when several targets started at once.
+HELLO_TIMEOUT_S = 120.0
 # The engine's pid, for an agent that is to die with it (read by prober.agent, which keeps
 # its own copy of the name: it does not import this module).
 PARENT_ENV = "PROBER_AGENT_PARENT"

@@ -31,6 +31,9 @@ JOIN_POLL_S = 0.2  # the main thread waits in short slices: Ctrl-C must reach it
 # After an interrupt, how long the main thread waits for workers to leave their steps (every
 # step has its own deadline; teardown then removes what is left).
 STOP_GRACE_S = 30.0
+# A row whose verdict is `hang` runs once more with this many times the step deadline: a
+# slow kernel (TCG) answers then, a hung call does not, and the cell says which it was.
+RETRY_DEADLINE_FACTOR = 6.0
 
 
 @dataclass
@@ -54,6 +57,9 @@ class TargetRuns:
     progress: ProgressReporter
     step_timeout: float
     jobs: int = 1
+    # The kernel of the Docker host these targets run on, when a run has several
+    # (`prober run --kernel`): targets are then named target@kernel.
+    kernel: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
     _slots: list[_Slot] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -101,6 +107,9 @@ class TargetRuns:
                 t.join(max(0.0, deadline - time.monotonic()))
             self._collect(results)
 
+    def name_of(self, target: Target) -> str:
+        return f"{target.name}@{self.kernel}" if self.kernel else target.name
+
     def _worker(self, queue: list[int], pool: AgentPool, cleanup: CleanupStack) -> None:
         while not self.stop.is_set():
             with self._lock:
@@ -136,9 +145,9 @@ class TargetRuns:
 
     def _unavailable(self, index: int, reason: str) -> None:
         target = self.targets[index]
-        info = TargetInfo(target.name, available=False, reason=reason)
+        info = TargetInfo(self.name_of(target), available=False, reason=reason)
         self._record_target(index, info)
-        self.progress.message(f"prober: target {target.name} unavailable: {reason}")
+        self.progress.message(f"prober: target {info.name} unavailable: {reason}")
         self.progress.skip(len(self.experiments))
 
     def _run_target(
@@ -149,14 +158,21 @@ class TargetRuns:
         with target.prepare(cleanup) as prepared:
             slot.timings["setup_s"] = round(time.monotonic() - started, 2)
             slot.timings.update(prepared.timings)
-            info = TargetInfo(target.name, available=True, fingerprint=prepared.fingerprint)
+            fingerprint = dict(prepared.fingerprint)
+            if self.kernel:
+                fingerprint["kernel_name"] = self.kernel
+            info = TargetInfo(self.name_of(target), available=True, fingerprint=fingerprint)
             self._record_target(index, info)
             runner = Runner(pool, cleanup, self.step_timeout)
+            longer = Runner(pool, cleanup, self.step_timeout * RETRY_DEADLINE_FACTOR)
             cells_started = time.monotonic()
             for exp in self.experiments:
                 if self.stop.is_set():
                     raise Stopped
                 cell = runner.run(exp, prepared)
+                if cell.verdict == "hang" and not self.stop.is_set():
+                    cell = deadline_retry(cell, longer.run(exp, prepared), longer.step_timeout)
+                cell.target = info.name
                 if self.stop.is_set():
                     raise Stopped  # measured while the run was being torn down: not kept
                 with self._lock:
@@ -187,7 +203,33 @@ class TargetRuns:
         experiments, teardown, total."""
         with self._lock:
             return {
-                t.name: dict(s.timings)
+                self.name_of(t): dict(s.timings)
                 for t, s in zip(self.targets, self._slots, strict=True)
                 if s.timings
             }
+
+
+def deadline_retry(first: Cell, second: Cell, deadline_s: float) -> Cell:
+    """The cell of a row that hung, run again with a longer deadline: the second run's
+    cell, saying what the first showed. Still `hang`: the call did not return within
+    ``deadline_s`` either ("hang"); anything else: it only needed more time ("slow")."""
+    kind = "hang" if second.verdict == "hang" else "slow"
+    first_timeouts = [s.index for s in first.steps if s.outcome == "timeout"]
+    second.metrics["deadline"] = {
+        "kind": kind,
+        "first_verdict": first.verdict,
+        "first_outcome": first.outcome,
+        "first_timeout_steps": first_timeouts,
+        "retry_step_timeout_s": deadline_s,
+    }
+    if kind == "hang":
+        second.notes.append(
+            f"hang: timed out again with a {deadline_s:g} s deadline per step "
+            f"(first run: step(s) {first_timeouts} timed out)"
+        )
+    else:
+        second.notes.append(
+            f"slow: the first run timed out (step(s) {first_timeouts}, verdict hang); run "
+            f"again with a {deadline_s:g} s deadline per step it gave this verdict"
+        )
+    return second

@@ -42,9 +42,14 @@ def copy(source: Any, target: Any, names: list[str], log: Log) -> list[str]:
     if not wanted:
         return []
     started = time.monotonic()
-    for status in target.api.load_image(_saved(source, wanted)):
-        if "error" in status:
-            raise ProberError(f"loading the lab images failed: {str(status['error'])[:300]}")
+    try:
+        for status in target.api.load_image(_saved(source, wanted)):
+            if "error" in status:
+                raise ProberError(f"loading the lab images failed: {str(status['error'])[:300]}")
+    except OSError as exc:
+        # requests' timeouts and connection errors are OSErrors: a slow or gone daemon makes
+        # the lab unavailable for this run, it does not crash the run.
+        raise ProberError(f"loading the lab images failed: {type(exc).__name__}: {exc}") from None
     missing = [n for n in wanted if image_id(target, n) != image_id(source, n)]
     if missing:
         raise ProberError(f"loading the lab images left out {', '.join(missing)}")

@@ -4,8 +4,10 @@ Public API for the rest of prober:
   ensure_running(config) -> DOCKER_HOST url (builds and boots when needed)
   vm_status() -> VmStatus | None, stop(), kernel_release(docker_host), serial_log()
 
-One VM per cache directory. Its state (pid, port, kernel release, ...) is in
-``<cache>/vm/run/state.json``; ``<cache>/vm/run.lock`` serialises up and down.
+One VM per kernel: the default kernel's lives in ``<cache>/vm``, another kernel's in
+``<cache>/vm/kernels/<name>`` (its own run directory, data disk and port); the images are
+shared in ``<cache>/vm/images``. A VM's state (pid, port, kernel release, ...) is in
+``<vm dir>/run/state.json``; ``<vm dir>/run.lock`` serialises its up and down.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class VmStatus:
     shares: tuple[str, ...] = ()  # the host directories shared into it (vm_shares)
     virtiofsd: str = ""  # the virtiofsd that serves its virtiofs shares, and its version
     qemu: str = ""  # qemu --version (its 9p server is part of it)
+    kernel_name: str = ""  # matrix/kernels.yaml's name ("": written before kernels had names)
+    kernel_suite: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,21 +80,24 @@ def docker_host_url(port: int) -> str:
     return f"tcp://127.0.0.1:{port}"
 
 
-def _vm_dir(cache: Path | None) -> Path:
-    return (cache or vm_cache.cache_root()) / "vm"
+def _vm_dir(cache: Path | None, key: str = "") -> Path:
+    """The VM directory of the kernel whose key is ``key`` ("": the default kernel)."""
+    root = (cache or vm_cache.cache_root()) / "vm"
+    return root / "kernels" / key if key else root
 
 
-def _run_dir(cache: Path | None) -> RunDir:
-    return RunDir(_vm_dir(cache) / "run")
+def _run_dir(cache: Path | None, key: str = "") -> RunDir:
+    return RunDir(_vm_dir(cache, key) / "run")
 
 
 def _quiet(_: str) -> None:
     pass
 
 
-def vm_status(cache: Path | None = None, ping: bool = True) -> VmStatus | None:
-    """The running VM of this cache, or None. ``ping`` asks its dockerd whether it answers."""
-    run = _run_dir(cache)
+def vm_status(cache: Path | None = None, ping: bool = True, key: str = "") -> VmStatus | None:
+    """The running VM of this cache and kernel key, or None. ``ping`` asks its dockerd
+    whether it answers."""
+    run = _run_dir(cache, key)
     try:
         data = json.loads(run.state.read_text())
         data["shares"] = tuple(data.get("shares", ()))
@@ -114,18 +121,20 @@ def ensure_running(
     """
     config = config or VmConfig()
     cache = cache or vm_cache.cache_root()
-    run = _run_dir(cache)
+    key = config.key
+    run = _run_dir(cache, key)
 
-    if vm_status(cache, ping=False) is None and _qemu_pid(run) is None:
+    if vm_status(cache, ping=False, key=key) is None and _qemu_pid(run) is None:
         # Bad input fails before anything is created, the lock file included.
         vm_config.check_port_free(config.port)
-        vm_config.kernel_package_version(config.kernel)
+        vm_image.package_version(cache, config.kernel, config.suite)
 
     def waiting(holder: str) -> None:
         log(f"waiting for another prober lab vm up/down{holder} to finish")
 
-    with vm_cache.locked(_vm_dir(cache) / "run.lock", UP_LOCK_TIMEOUT, "the VM", on_wait=waiting):
-        current = vm_status(cache)
+    vm_dir = _vm_dir(cache, key)
+    with vm_cache.locked(vm_dir / "run.lock", UP_LOCK_TIMEOUT, "the VM", on_wait=waiting):
+        current = vm_status(cache, key=key)
         if current is not None:
             _check_compatible(current, config)
             if not current.docker_answers:
@@ -148,12 +157,12 @@ def ensure_running(
         _forget_stale(run)
         vm_config.check_port_free(config.port)
         qemu = base_image.require_tool("qemu-system-x86_64", "qemu-system-x86")
-        entry = vm_image.ensure_image(cache, config.kernel, log, prune=True)
-        data = _ensure_data_disk(cache, entry.recipe, log)
+        entry = vm_image.ensure_image(cache, config.kernel, log, prune=True, suite=config.suite)
+        data = _ensure_data_disk(vm_dir, entry.recipe, log)
         failure = ""
         for accel in _accels(config, cache, qemu):
             try:
-                return _boot(qemu, run, entry, data, config, accel, log)
+                return _boot(qemu, cache, run, entry, data, config, accel, log)
             except KvmBroken as exc:
                 failure = str(exc)
                 _remember_kvm(cache, qemu, works=False, why=failure)
@@ -211,6 +220,7 @@ def _remember_kvm(cache: Path, qemu: str, works: bool, why: str) -> None:
 
 def _boot(
     qemu: str,
+    cache: Path,
     run: RunDir,
     entry: vm_image.ImageEntry,
     data: Path,
@@ -220,7 +230,8 @@ def _boot(
 ) -> str:
     run.reset()
     vm_shares.reap(run.path)
-    cache = run.path.parent.parent
+    # Every kernel's VM shares the cache's share directories (the lab finds them there);
+    # the kernels' runs take turns.
     shares = vm_shares.shares(catalogue.load().targets)
     for share in shares:
         vm_shares.host_dir(cache, share.tag).mkdir(parents=True, exist_ok=True)
@@ -256,6 +267,8 @@ def _boot(
         kernel_package=config.kernel,
         kernel_package_version=str(manifest.get("kernel_package_version", "")),
         recipe=entry.recipe,
+        kernel_name=config.kernel_name,
+        kernel_suite=config.suite,
         accel=accel,
         cpus=config.cpus,
         memory_mib=config.memory_mib,
@@ -280,9 +293,8 @@ def _virtiofsd_fact(shares: list[vm_shares.Share]) -> str:
     return f"{binary}: {vm_shares.virtiofsd_version(binary)}" if binary else ""
 
 
-def _ensure_data_disk(cache: Path, recipe: str, log: Log) -> Path:
+def _ensure_data_disk(vm_dir: Path, recipe: str, log: Log) -> Path:
     """A sparse ext4 disk for /var/lib/docker, kept across boots of the same recipe."""
-    vm_dir = _vm_dir(cache)
     disk, marker = vm_dir / "data.img", vm_dir / "data.recipe"
     with contextlib.suppress(OSError):
         if disk.is_file() and marker.read_text().strip() == recipe:
@@ -315,10 +327,13 @@ def _forget_stale(run: RunDir) -> None:
         sock.unlink(missing_ok=True)
 
 
-def stop(cache: Path | None = None, timeout: float = SHUTDOWN_TIMEOUT, log: Log = _quiet) -> str:
-    """Shut the VM down cleanly (then harder); returns how it ended. No QEMU is left."""
-    run = _run_dir(cache)
-    with vm_cache.locked(_vm_dir(cache) / "run.lock", DOWN_LOCK_TIMEOUT, "the VM"):
+def stop(
+    cache: Path | None = None, timeout: float = SHUTDOWN_TIMEOUT, log: Log = _quiet, key: str = ""
+) -> str:
+    """Shut the VM of kernel ``key`` down cleanly (then harder); returns how it ended. No
+    QEMU is left."""
+    run = _run_dir(cache, key)
+    with vm_cache.locked(_vm_dir(cache, key) / "run.lock", DOWN_LOCK_TIMEOUT, "the VM"):
         pid = vm_qemu.read_pid(run)
         if pid is None or not vm_qemu.is_ours(pid, run):
             _forget_stale(run)
@@ -344,6 +359,6 @@ def kernel_release(docker_host: str, timeout: float = 30.0) -> str:
         client.close()
 
 
-def serial_log(cache: Path | None = None) -> Path:
+def serial_log(cache: Path | None = None, key: str = "") -> Path:
     """The serial console of the current (or last) boot."""
-    return _run_dir(cache).serial
+    return _run_dir(cache, key).serial

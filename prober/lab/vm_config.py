@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prober.errors import UsageError
-from prober.lab import command
+from prober.lab import command, kernels
 from prober.resources import containers_dir
 
 DEFAULT_KERNEL = "linux-image-amd64"
@@ -32,7 +32,10 @@ _MEMORY_RE = re.compile(r"^(\d+)\s*([MG]i?B?)?$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class VmConfig:
-    kernel: str = DEFAULT_KERNEL
+    kernel: str = DEFAULT_KERNEL  # the Debian package
+    suite: str = ""  # a Debian suite the package comes from ("": this machine's sources)
+    kernel_name: str = "6.1"  # its name (matrix/kernels.yaml), or the package name
+    key: str = ""  # its VM directory under <cache>/vm/kernels ("": the default kernel's)
     cpus: int = DEFAULT_CPUS
     memory_mib: int = 4096
     port: int = DEFAULT_PORT
@@ -53,19 +56,26 @@ def default_boot_timeout() -> float:
 
 
 def make_config(
-    kernel: str = DEFAULT_KERNEL,
+    kernel: str | None = None,
     cpus: int = DEFAULT_CPUS,
     memory: str = DEFAULT_MEMORY,
-    port: int = DEFAULT_PORT,
+    port: int | None = None,
     accel: str = "auto",
     boot_timeout: float | None = None,
 ) -> VmConfig:
-    """Validate every option; raises UsageError naming the bad one. Touches nothing."""
+    """Validate every option; raises UsageError naming the bad one. Touches nothing.
+
+    ``kernel`` is a name of matrix/kernels.yaml or a Debian package; ``port`` None is the
+    kernel's own port."""
+    chosen = kernels.resolve(kernel)
     return VmConfig(
-        kernel=check_kernel_name(kernel),
+        kernel=chosen.package,
+        suite=chosen.suite,
+        kernel_name=chosen.name,
+        key=chosen.key,
         cpus=check_cpus(cpus),
         memory_mib=parse_memory(memory),
-        port=check_port(port),
+        port=check_port(chosen.port if port is None else port),
         accel=check_accel(accel),
         boot_timeout=(
             default_boot_timeout() if boot_timeout is None else check_boot_timeout(boot_timeout)
@@ -147,15 +157,18 @@ def wait_port_free(port: int, timeout: float) -> None:
     check_port_free(port)
 
 
-def kernel_package_version(kernel: str) -> str:
-    """The version apt would install for ``kernel``; UsageError when apt does not know it."""
+def kernel_package_version(kernel: str, apt_options: list[str] | None = None) -> str:
+    """The version apt would install for ``kernel``; UsageError when apt does not know it.
+
+    ``apt_options`` point apt-cache at other package lists (a kernel of another suite)."""
     apt_cache = shutil.which("apt-cache")
     if apt_cache is None:
         raise UsageError(
             "apt-cache not found: the VM is built from Debian packages; install the Debian "
             "package apt"
         )
-    proc = command.run([apt_cache, "show", "--no-all-versions", kernel], 60.0, check=False)
+    argv = [apt_cache, *(apt_options or []), "show", "--no-all-versions", kernel]
+    proc = command.run(argv, 60.0, check=False)
     version = re.search(r"^Version:\s*(\S+)", proc.stdout, re.MULTILINE)
     if proc.returncode != 0 or version is None:
         raise UsageError(

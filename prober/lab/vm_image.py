@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prober.errors import ProberError
-from prober.lab import base_image, command, vm_cache, vm_config
+from prober.lab import base_image, command, vm_cache, vm_config, vm_suite
 
 # Bump when the build steps below change: the recipe hash includes it.
 IMAGE_RECIPE = "1"
@@ -62,8 +62,12 @@ def last_build_log(cache: Path) -> Path:
     return cache / "vm" / "last-build.log"
 
 
-def recipe_hash(kernel: str, kernel_version: str, sources: base_image.DebianSources) -> str:
+def recipe_hash(
+    kernel: str, kernel_version: str, sources: base_image.DebianSources, suite: str = ""
+) -> str:
     """Content hash of everything that decides what the image contains."""
+    # A kernel of this machine's suites hashes as before kernels of other suites existed.
+    extra = [vm_suite.sources_list(sources, suite)] if suite else []
     parts = [
         IMAGE_RECIPE,
         base_image.tarball_key(sources),
@@ -71,6 +75,7 @@ def recipe_hash(kernel: str, kernel_version: str, sources: base_image.DebianSour
         kernel,
         kernel_version,
         " ".join(GUEST_PACKAGES),
+        *extra,
     ]
     recipe = vm_config.recipe_dir()
     if not recipe.is_dir():
@@ -85,15 +90,19 @@ def find_image(cache: Path, recipe: str) -> ImageEntry | None:
     return entry if (entry.path / "manifest.json").is_file() else None
 
 
-def ensure_image(cache: Path, kernel: str, log: Log, prune: bool = False) -> ImageEntry:
-    """The cached image for ``kernel``, built first when missing (several minutes).
+def ensure_image(
+    cache: Path, kernel: str, log: Log, prune: bool = False, suite: str = ""
+) -> ImageEntry:
+    """The cached image for ``kernel`` (from Debian ``suite``, "" for this machine's
+    suites), built first when missing (several minutes).
 
-    ``prune`` removes the images of other recipes (gigabytes each) once the new one is built;
-    the caller passes it only when no VM is using one of them.
+    ``prune`` removes the older images of the same kernel package and suite (gigabytes
+    each) once the new one is built; other kernels' images stay. The caller passes it only
+    when no VM is using one of them.
     """
-    kernel_version = vm_config.kernel_package_version(kernel)
+    kernel_version = package_version(cache, kernel, suite)
     sources = base_image.debian_sources()
-    recipe = recipe_hash(kernel, kernel_version, sources)
+    recipe = recipe_hash(kernel, kernel_version, sources, suite)
     found = find_image(cache, recipe)
     if found:
         return found
@@ -113,7 +122,7 @@ def ensure_image(cache: Path, kernel: str, log: Log, prune: bool = False) -> Ima
         tarball = base_image.debootstrap_tarball(cache, log=log)
         tmp = vm_cache.new_tmp_dir(images_dir(cache), recipe)
         try:
-            _build(tmp, tarball, sources, kernel, kernel_version, recipe, log)
+            _build(tmp, tarball, sources, (kernel, kernel_version, suite), recipe, log)
             os.rename(tmp, images_dir(cache) / recipe)
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -124,21 +133,27 @@ def ensure_image(cache: Path, kernel: str, log: Log, prune: bool = False) -> Ima
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         if prune:
-            _remove_other_images(cache, keep=recipe)
+            _remove_older_images(cache, keep=recipe, kernel=kernel, suite=suite)
     entry = find_image(cache, recipe)
     assert entry is not None
     return entry
+
+
+def package_version(cache: Path, kernel: str, suite: str = "") -> str:
+    """The version apt installs for ``kernel`` (from ``suite``'s lists when given)."""
+    options = vm_suite.apt_options(cache, suite) if suite else None
+    return vm_config.kernel_package_version(kernel, options)
 
 
 def _build(
     out: Path,
     tarball: Path,
     sources: base_image.DebianSources,
-    kernel: str,
-    kernel_version: str,
+    package: tuple[str, str, str],
     recipe: str,
     log: Log,
 ) -> None:
+    kernel, kernel_version, suite = package
     started = time.monotonic()
     tree = out / "tree"
     tree.mkdir()
@@ -153,7 +168,13 @@ def _build(
     resolv.unlink(missing_ok=True)
     shutil.copyfile(Path("/etc/resolv.conf").resolve(), resolv)
 
-    log(f"installing {kernel} {kernel_version} and {', '.join(GUEST_PACKAGES)} (minutes)")
+    extra = tree / "etc/apt/sources.list.d/prober-kernel.list"
+    if suite:
+        # Only the kernel comes from there: the explicit version below picks it, and every
+        # other package keeps this machine's (newer) suite.
+        extra.write_text(vm_suite.sources_list(sources, suite))
+    origin = f" ({suite})" if suite else ""
+    log(f"installing {kernel} {kernel_version}{origin} and {', '.join(GUEST_PACKAGES)} (minutes)")
     packages = " ".join([f"{kernel}={kernel_version}", *GUEST_PACKAGES])
     _chroot(
         tree,
@@ -173,6 +194,7 @@ def _build(
     docker_version = _chroot_output(tree, "dpkg-query -W -f '${Version}' docker.io", out)
 
     policy.unlink()
+    extra.unlink(missing_ok=True)
     resolv.write_text("nameserver 10.0.2.3\n")
     (tree / "etc/hostname").write_text("prober-vm\n")
     (tree / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 prober-vm\n")
@@ -200,6 +222,7 @@ def _build(
         "recipe": recipe,
         "kernel_package": kernel,
         "kernel_package_version": kernel_version,
+        "kernel_suite": suite,
         "kernel_release": release,
         "docker_version": docker_version,
         "mirror": sources.mirror,
@@ -272,8 +295,19 @@ def _step(
     command.run(argv, timeout, what=what, log_file=out / "build.log", env=env)
 
 
-def _remove_other_images(cache: Path, keep: str) -> None:
-    """Old recipes are never used again; their images take gigabytes."""
+def _remove_older_images(cache: Path, keep: str, kernel: str, suite: str) -> None:
+    """Old recipes of this kernel are never used again; their images take gigabytes. The
+    images of other kernels belong to their own VMs."""
     for entry in images_dir(cache).iterdir():
-        if entry.is_dir() and entry.name != keep and not entry.name.startswith("."):
+        if not entry.is_dir() or entry.name == keep or entry.name.startswith("."):
+            continue
+        try:
+            manifest = json.loads((entry / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue  # not a finished image, or not ours to judge
+        same = (manifest.get("kernel_package"), manifest.get("kernel_suite", "")) == (
+            kernel,
+            suite,
+        )
+        if same:
             shutil.rmtree(entry, ignore_errors=True)

@@ -157,7 +157,9 @@ def is_ours(pid: int, run: RunDir) -> bool:
     state = stat.rpartition(")")[2].split()[0]
     if state in ("Z", "X"):
         return False
-    return b"qemu" in cmdline[0] and str(run.pidfile).encode() in cmdline
+    # The run directory may be reached through a symlink: either spelling names it.
+    names = {str(run.pidfile).encode(), os.path.realpath(run.pidfile).encode()}
+    return b"qemu" in cmdline[0] and any(name in cmdline for name in names)
 
 
 def _exiting(pid: int) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from prober.engine.agents import HELLO_TIMEOUT_S, AgentPool
 from prober.errors import ProberError
 from prober.fingerprint import fingerprint_path
-from prober.lab import channel, daemon, mounts, vm, vm_cache, vm_shares
+from prober.lab import channel, command, daemon, mounts, vm, vm_cache, vm_shares
 from prober.lab.faults import LabFaults
 from prober.lab.parallel import parallel
 from prober.lab.session import LabSession
@@ -75,6 +75,24 @@ class LabTarget:
 
     @contextlib.contextmanager
     def prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
+        import docker.errors
+        import requests.exceptions
+
+        with contextlib.ExitStack() as stack:
+            try:
+                prepared = stack.enter_context(self._prepare(cleanup))
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                # The daemon went away (its VM died) or refused: this target cannot run, and
+                # the run goes on with the others.
+                what = command.plain(str(exc)).splitlines()[0][:200] if str(exc) else ""
+                raise ProberError(
+                    f"the lab's Docker daemon failed while {self.name} was set up "
+                    f"({type(exc).__name__}: {what})"
+                ) from None
+            yield prepared
+
+    @contextlib.contextmanager
+    def _prepare(self, cleanup: Cleanup) -> Iterator[PreparedTarget]:
         lab = self.session.get()
         self.session.register_teardown(cleanup)
         phases = _Phases()

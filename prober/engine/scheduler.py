@@ -70,11 +70,19 @@ def not_applicable_cell(exp: Experiment, target: str, reason: str) -> Cell:
 
 
 class Runner:
-    def __init__(self, pool: AgentPool, cleanup: CleanupStack, step_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        pool: AgentPool,
+        cleanup: CleanupStack,
+        step_timeout: float = 5.0,
+        first_index: int = 0,
+    ) -> None:
         self.pool = pool
         self.cleanup = cleanup
         self.step_timeout = step_timeout
-        self._index = 0
+        # Experiment directories are numbered from here: two runners on one target (a row
+        # run again with a longer deadline) must not meet in one directory.
+        self._index = first_index
 
     def applicable(self, exp: Experiment, target: PreparedTarget) -> str | None:
         """None if the experiment can run on this target; otherwise why not."""

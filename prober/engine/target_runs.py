@@ -20,6 +20,7 @@ from typing import Any
 
 from prober.engine.agents import AgentPool
 from prober.engine.cleanup import CleanupStack
+from prober.engine.outcome import Kind, Verdict, parse_outcome
 from prober.engine.progress import ProgressReporter
 from prober.engine.scheduler import Runner
 from prober.errors import ProberError
@@ -34,6 +35,8 @@ STOP_GRACE_S = 30.0
 # A row whose verdict is `hang` runs once more with this many times the step deadline: a
 # slow kernel (TCG) answers then, a hung call does not, and the cell says which it was.
 RETRY_DEADLINE_FACTOR = 6.0
+# The re-runs' experiment directories are numbered from here, apart from the first runs'.
+RETRY_FIRST_INDEX = 10_000
 
 
 @dataclass
@@ -164,7 +167,9 @@ class TargetRuns:
             info = TargetInfo(self.name_of(target), available=True, fingerprint=fingerprint)
             self._record_target(index, info)
             runner = Runner(pool, cleanup, self.step_timeout)
-            longer = Runner(pool, cleanup, self.step_timeout * RETRY_DEADLINE_FACTOR)
+            longer = Runner(
+                pool, cleanup, self.step_timeout * RETRY_DEADLINE_FACTOR, RETRY_FIRST_INDEX
+            )
             cells_started = time.monotonic()
             for exp in self.experiments:
                 if self.stop.is_set():
@@ -212,8 +217,23 @@ class TargetRuns:
 def deadline_retry(first: Cell, second: Cell, deadline_s: float) -> Cell:
     """The cell of a row that hung, run again with a longer deadline: the second run's
     cell, saying what the first showed. Still `hang`: the call did not return within
-    ``deadline_s`` either ("hang"); anything else: it only needed more time ("slow")."""
+    ``deadline_s`` either ("hang"); a decisive step that answered: it only needed more time
+    ("slow"). A second run that could not ask its question (its setup failed, e.g. on what
+    the abandoned first run left behind) decides nothing: the first cell stays, "undecided"."""
     kind = "hang" if second.verdict == "hang" else "slow"
+    if kind == "slow" and not _answered(second):
+        kind = "undecided"
+        first.metrics["deadline"] = {
+            "kind": kind,
+            "retry_verdict": second.verdict,
+            "retry_outcome": second.outcome,
+            "retry_step_timeout_s": deadline_s,
+        }
+        first.notes.append(
+            f"run again with a {deadline_s:g} s deadline per step, it could not ask its "
+            f"question ({second.explanation or second.outcome}): hang or slow is not decided"
+        )
+        return first
     first_timeouts = [s.index for s in first.steps if s.outcome == "timeout"]
     second.metrics["deadline"] = {
         "kind": kind,
@@ -233,3 +253,14 @@ def deadline_retry(first: Cell, second: Cell, deadline_s: float) -> Cell:
             f"again with a {deadline_s:g} s deadline per step it gave this verdict"
         )
     return second
+
+
+def _answered(cell: Cell) -> bool:
+    """Did the decisive step give a lock answer (granted, denied, an errno)?"""
+    if cell.verdict == Verdict.NOT_APPLICABLE:
+        return False
+    try:
+        kind, _code = parse_outcome(cell.outcome)
+    except ValueError:
+        return False
+    return kind in (Kind.GRANTED, Kind.DENIED, Kind.ERROR)

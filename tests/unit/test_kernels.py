@@ -161,6 +161,15 @@ def test_a_hung_row_run_again_says_whether_it_was_slow_or_a_hang() -> None:
     assert any("30 s" in note for note in hung.notes)
 
 
+def test_a_rerun_that_could_not_ask_its_question_decides_nothing() -> None:
+    # The abandoned first run's actor may hold what the second needs (its directory): a
+    # second run that could not be set up must not turn a hang into "slow".
+    first = _cell("smb3", "hang", "timeout")
+    undecided = deadline_retry(first, _cell("smb3", "not-applicable", "not-applicable"), 30.0)
+    assert undecided.verdict == "hang" and undecided.metrics["deadline"]["kind"] == "undecided"
+    assert any("not decided" in note for note in undecided.notes)
+
+
 def _tag(run: RunResults, kernel: str) -> RunResults:
     tagged = copy.deepcopy(run)
     for info in tagged.targets:

@@ -45,7 +45,9 @@ def live_qemu_using(run_dir: Path) -> list[int]:
             state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
         except OSError:
             continue
-        if state != "Z" and b"qemu" in argv[0] and any(str(run_dir).encode() in a for a in argv):
+        # QEMU itself, not the virtiofsd of its shares (Debian's lives in /usr/lib/qemu).
+        is_qemu = Path(argv[0].decode(errors="replace")).name.startswith("qemu-system")
+        if state != "Z" and is_qemu and any(str(run_dir).encode() in a for a in argv):
             found.append(int(proc.name))
     return found
 

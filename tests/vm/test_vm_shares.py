@@ -67,13 +67,22 @@ def test_a_file_made_on_this_machine_is_seen_in_the_vm(running: vm.VmStatus, doc
         path = vm_shares.host_dir(vm_cache.cache_root(), share.tag) / name
         path.write_text(share.tag)
         try:
-            seen = docker.containers.run(
-                image,
-                ["cat", f"/share/{name}"],
-                volumes={share.guest_dir: {"bind": "/share", "mode": "ro"}},
-                remove=True,
-            )
-            assert seen.decode().strip() == share.tag
+            # virtiofsd(1) cache=auto (its default) lets the guest keep attributes for a
+            # while (1 s): a file made on the host may first show its old, empty size there.
+            deadline = time.monotonic() + 30
+            seen = ""
+            while seen != share.tag and time.monotonic() < deadline:
+                seen = (
+                    docker.containers.run(
+                        image,
+                        ["cat", f"/share/{name}"],
+                        volumes={share.guest_dir: {"bind": "/share", "mode": "ro"}},
+                        remove=True,
+                    )
+                    .decode()
+                    .strip()
+                )
+            assert seen == share.tag
         finally:
             path.unlink()
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,10 @@ def _leftovers(client: Any) -> list[str]:
     return leftovers(client)
 
 
-def test_an_interrupted_run_leaves_nothing_behind(
-    docker_client: Any, kernel_has_nfs_and_cifs: None, tmp_path: Path
-) -> None:
-    before = set(_leftovers(docker_client))  # another run's objects are not this test's
-    out = tmp_path / "out"
-    proc = _start_run("nfs4.2", out, stderr=subprocess.PIPE)
+def _interrupt_once(proc: subprocess.Popen[bytes], ready: Callable[[], object]) -> None:
+    """Ctrl-C the run once ``ready()`` returns; it must end with 130 (SIGKILLed if not)."""
     try:
-        _wait_for_record(proc, out, "cell", 1200)  # interrupt mid-experiment
+        ready()
         assert proc.poll() is None, "the run ended before it could be interrupted"
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=300)
@@ -106,6 +103,16 @@ def test_an_interrupted_run_leaves_nothing_behind(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
+
+
+def test_an_interrupted_run_leaves_nothing_behind(
+    docker_client: Any, kernel_has_nfs_and_cifs: None, tmp_path: Path
+) -> None:
+    before = set(_leftovers(docker_client))  # another run's objects are not this test's
+    out = tmp_path / "out"
+    proc = _start_run("nfs4.2", out, stderr=subprocess.PIPE)
+    # Interrupted mid-experiment.
+    _interrupt_once(proc, lambda: _wait_for_record(proc, out, "cell", 1200))
     # Containers (and with them every mount in their namespaces), networks, volumes: gone.
     assert set(_leftovers(docker_client)) - before == set()
 
@@ -131,18 +138,14 @@ def test_a_run_interrupted_mid_fault_leaves_nothing_behind(
     out = tmp_path / "out"
     rows = ("--experiment", "fault.frozen-holder.posix")
     proc = _start_run("smb3", out, stderr=subprocess.PIPE, rows=rows)
-    try:
+
+    def frozen() -> None:
         deadline = time.monotonic() + 1200
         while not _paused_client(docker_client, proc.pid) and proc.poll() is None:
             assert time.monotonic() < deadline, "the fault row never froze its client"
             time.sleep(0.5)
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err.decode(errors="replace")[-2000:]
+
+    _interrupt_once(proc, frozen)
     assert set(_leftovers(docker_client)) - before == set()
 
 

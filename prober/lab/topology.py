@@ -217,8 +217,15 @@ class Lab:
         return kernel_release(self.client)
 
     # -- network and containers --------------------------------------------------------------
+    def _refuse_if_closed(self, what: str) -> None:
+        # A worker still in its step (a fault row thawing or healing) when Ctrl-C tore the
+        # lab down must not create the network or a volume again: nothing would remove them.
+        if self.closed:
+            raise ProberError(f"the lab of run {self.run_id} was torn down; no new {what}")
+
     def ensure_network(self) -> Any:
         with self._lock:
+            self._refuse_if_closed("network")
             if self.network is None:
                 self.network = self.client.networks.create(
                     self.name("net"), driver="bridge", labels=self.labels, check_duplicate=True
@@ -227,6 +234,7 @@ class Lab:
 
     def volume(self, purpose: str) -> str:
         with self._lock:
+            self._refuse_if_closed(f"volume {purpose}")
             if purpose not in self.volumes:
                 self.volumes[purpose] = self.client.volumes.create(
                     self.name(purpose), labels={**self.labels, ROLE_LABEL: purpose}

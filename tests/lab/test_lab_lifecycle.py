@@ -169,6 +169,22 @@ def test_lab_clean_removes_what_a_crash_left(docker_client: Any) -> None:
     assert _leftovers(docker_client) == []
 
 
+def test_a_torn_down_lab_creates_no_network_or_volume_again(docker_client: Any) -> None:
+    from prober.errors import ProberError
+    from prober.lab.topology import Lab
+
+    # A worker still in a fault row when Ctrl-C tears the lab down asks for the network
+    # (to thaw or heal its client): the lab refuses instead of leaving a new one behind.
+    lab = Lab(docker_client)
+    lab.ensure_network()
+    lab.teardown()
+    with pytest.raises(ProberError, match="torn down"):
+        lab.ensure_network()
+    with pytest.raises(ProberError, match="torn down"):
+        lab.volume("late")
+    assert _objects_of(docker_client, lab.run_id) == []
+
+
 def _runs_of(client: Any, pid: int) -> set[str]:
     """Run ids of the labelled containers a process owns."""
     from prober.lab.daemon import LABEL, RUN_LABEL

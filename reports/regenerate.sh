@@ -5,8 +5,11 @@
 #
 # Runs `prober run` on the host targets (local, tmpfs, ext4, xfs, btrfs: needs root for the
 # mounts) and the lab targets (nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, smb3-noposixlocking,
-# smb3-nolease, overlay, volume, container-tmpfs: need the Docker-host VM), then writes into reports/:
+# smb3-nolease, overlay, volume, container-tmpfs: need the Docker-host VM), then the targets that
+# need a newer kernel than the default VM's (the catalogue's kernel_min: ksmbd) on that kernel's
+# VM, then writes into reports/:
 #   results.json   the raw results (schema prober-results; `prober diff` takes it)
+#   results-6.12.json  the newer kernel's run (targets named target@6.12)
 #   matrix.md      summary, targets, matrix, legend, error names, notes (Markdown)
 #   summary.md     the summary view alone, for the README
 #   matrix.html    the same as one self-contained page; matrix.json: everything as data
@@ -14,7 +17,8 @@
 # A target that cannot run here stays in the report with the reason.
 #
 # Environment: PROBER_FS (default: local,tmpfs,ext4,xfs,btrfs,lab), PROBER_DOCKER_HOST
-# (default: vm; empty: none), PROBER_PYTHON (default: python3).
+# (default: vm; empty: none), PROBER_NEWER_FS (default: ksmbd; empty: none, and the reports
+# keep the results-6.12.json that is there), PROBER_PYTHON (default: python3).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +26,7 @@ repo=$(dirname "$here")
 py=${PROBER_PYTHON:-python3}
 fs=${PROBER_FS:-local,tmpfs,ext4,xfs,btrfs,lab}
 docker_host=${PROBER_DOCKER_HOST-vm}
+newer_fs=${PROBER_NEWER_FS-ksmbd}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 
@@ -35,10 +40,20 @@ fi
 
 cp "$work/run/results.json" "$here/results.json"
 chmod 644 "$here/results.json"
+if [ -n "$newer_fs" ] && [ -n "$docker_host" ]; then
+    # The lab targets that must not run on a kernel older than 6.12 (their kernel_min).
+    "$py" -m prober run --fs "$newer_fs" --kernel 6.12 --out "$work/newer" --format md
+    cp "$work/newer/results.json" "$here/results-6.12.json"
+    chmod 644 "$here/results-6.12.json"
+fi
+set -- "$here/results.json"
+if [ -e "$here/results-6.12.json" ]; then
+    set -- "$@" "$here/results-6.12.json"
+fi
 for fmt in md html json; do
-    "$py" -m prober report "$here/results.json" --format "$fmt" --out "$here/matrix.$fmt"
+    "$py" -m prober report "$@" --format "$fmt" --out "$here/matrix.$fmt"
 done
-"$py" - "$here/results.json" "$here/summary.md" <<'PY'
+"$py" - "$here/summary.md" "$@" <<'PY'
 import sys
 from pathlib import Path
 
@@ -46,7 +61,8 @@ from prober.report.markdown import summary_markdown
 from prober.report.matrix import build
 from prober.results import load
 
-Path(sys.argv[2]).write_text(summary_markdown(build([load(Path(sys.argv[1]))])), "utf-8")
+runs = [load(Path(name)) for name in sys.argv[2:]]
+Path(sys.argv[1]).write_text(summary_markdown(build(runs)), "utf-8")
 PY
 
 chromium=$(command -v chromium || command -v chromium-browser || true)
@@ -58,4 +74,4 @@ if [ -n "$chromium" ]; then
 else
     echo "regenerate.sh: chromium not installed; screenshot.png left as it was" >&2
 fi
-echo "regenerate.sh: wrote $here/{results.json,matrix.md,summary.md,matrix.html,matrix.json}"
+echo "regenerate.sh: wrote $here/{results.json,results-6.12.json,matrix.md,summary.md,matrix.html,matrix.json}"

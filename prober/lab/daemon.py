@@ -111,6 +111,7 @@ def kernel_release(client: Any) -> str:
 _MODULES = {"nfs": "fs/nfs/nfs.ko", "nfs4": "fs/nfs/nfsv4.ko", "nfsd": "fs/nfsd/nfsd.ko"}
 _MODULES["cifs"] = "fs/smb/client/cifs.ko"
 _MODULES["fuse"] = "fs/fuse/fuse.ko"
+_MODULES["ksmbd"] = "fs/smb/server/ksmbd.ko"  # fs/ksmbd/ksmbd.ko before Linux 6.4
 
 PROBE_SCRIPT = r"""
 fs=$(awk '{print $NF}' /proc/filesystems | tr '\n' ' ')
@@ -186,7 +187,9 @@ def _probe_kernel(client: Any, image: str) -> dict[str, bool]:
     for fs in KERNEL_FILESYSTEMS:
         module = _MODULES[fs]
         found[fs] = (
-            fs in listed or module in modules or module.replace("smb/client", "cifs") in modules
+            fs in listed
+            or module in modules
+            or module.replace("smb/client", "cifs").replace("smb/server", "ksmbd") in modules
         )
     return found
 

@@ -59,6 +59,7 @@ SPECS = {
     "ganesha-server": ImageSpec("ganesha-server", "base", with_prober=True),
     "sshfs-server": ImageSpec("sshfs-server", "base", with_prober=True),
     "gluster-server": ImageSpec("gluster-server", "base", with_prober=True),
+    "ksmbd-server": ImageSpec("ksmbd-server", "base", with_prober=True),
     # Clients run the agent (with smbprotocol for LockFileEx on the wire) and `prober check`.
     "client": ImageSpec("client", "base", with_prober=False, from_wheel=True),
 }

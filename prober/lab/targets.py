@@ -57,12 +57,24 @@ class LabTarget:
             lab = self.session.get()
             if vm_shares.is_share(self.spec):
                 return self._share_missing()
-            if not self.spec.kernel:
-                return None
+            too_old = self._too_old(lab)
+            if too_old or not self.spec.kernel:
+                return too_old
             support = lab.kernel_support(may_build=False)
         except ProberError as exc:
             return str(exc)
         return None if support is None else self._missing(lab, support)
+
+    def _too_old(self, lab: Lab) -> str | None:
+        """The catalogue's kernel_min: a kernel known to fail this target is not tried."""
+        least = self.spec.kernel_min
+        release = lab.kernel_release()
+        if least is None or least.allows(release):
+            return None
+        return (
+            f"the Docker host's kernel ({release}) is older than {least.name}, which "
+            f"{self.name} needs: {least.why} (run it with --kernel {least.name})"
+        )
 
     def _missing(self, lab: Lab, support: dict[str, bool]) -> str | None:
         missing = daemon.missing_for(self.spec.kernel, support)
@@ -96,6 +108,9 @@ class LabTarget:
         lab = self.session.get()
         self.session.register_teardown(cleanup)
         phases = _Phases()
+        too_old = self._too_old(lab)
+        if too_old:
+            raise ProberError(too_old)
         with phases("images_s"):  # built first: a cold daemon gets its base from the build
             lab.ensure_images()
         if self.spec.kernel:

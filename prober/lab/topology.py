@@ -60,6 +60,9 @@ class Role:
     device_cgroup_rules: tuple[str, ...] = ()  # devices it may use (docker --device-cgroup-rule)
     environment: dict[str, str] = field(default_factory=dict)
     binds: dict[str, str] = field(default_factory=dict)  # Docker-host path -> mount point
+    # "host": the Docker host's network namespace (a kernel server listening only there,
+    # ksmbd); its address on the lab network is then the network's gateway.
+    network_mode: str | None = None
 
     def create_kwargs(self, volume: Callable[[str], str]) -> dict[str, Any]:
         """The keyword arguments of containers.create; `volume` names a purpose's volume."""
@@ -269,15 +272,20 @@ class Lab:
         kwargs = spec.create_kwargs(self.volume)
         self.log(f"starting {role}")
         self.started_at[role] = time.monotonic()
+        # Docker refuses a host name of its own in the host's network namespace.
+        where = (
+            {"network_mode": spec.network_mode}
+            if spec.network_mode
+            else {"network": network.name, "hostname": role}
+        )
         container = self.client.containers.create(
             image,
             name=self.name(role),
-            hostname=role,
             labels={**self.labels, ROLE_LABEL: role},
-            network=network.name,
             detach=True,
             init=False,
             stop_signal="SIGTERM",
+            **where,
             **kwargs,
         )
         if self.closed:  # torn down (Ctrl-C) while this start was on its way
@@ -285,7 +293,10 @@ class Lab:
             raise ProberError(f"the lab was torn down while {role} was starting")
         container.start()
         container.reload()
-        address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+        if spec.network_mode == "host":
+            address = network.attrs["IPAM"]["Config"][0]["Gateway"]
+        else:
+            address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
         with self._lock:
             self.addresses[role] = address
             self.containers[role] = container

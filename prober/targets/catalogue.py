@@ -8,6 +8,7 @@ builds lab targets from them; neither keeps its own list of names.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ SERVER_KINDS = {
         mount="cifs", settings=frozenset({"share"}), required=frozenset({"share"})
     ),
     "ganesha": ServerKindRules(mount="nfs"),
+    # the share is ksmbd.conf's (containers/ksmbd-server/serve.sh)
+    "ksmbd": ServerKindRules(
+        mount="cifs", settings=frozenset({"share"}), required=frozenset({"share"})
+    ),
     "sshd": ServerKindRules(mount="fuse.sshfs"),
     "glusterfs": ServerKindRules(
         mount="glusterfs", settings=frozenset({"volume"}), required=frozenset({"volume"})
@@ -53,7 +58,7 @@ SERVER_KINDS = {
 # Server kinds whose "server" is this machine, reached by the `hypervisor` host.
 SHARE_KINDS = frozenset({"qemu-9p", "virtiofsd"})
 # What the lab can check the Docker host's kernel for (prober.lab.daemon.kernel_support).
-KERNEL_FILESYSTEMS = ("nfs", "nfs4", "nfsd", "cifs", "fuse")
+KERNEL_FILESYSTEMS = ("nfs", "nfs4", "nfsd", "cifs", "fuse", "ksmbd")
 
 TARGET_KEYS = frozenset(
     {
@@ -67,8 +72,10 @@ TARGET_KEYS = frozenset(
         "readonly",
         "features",
         "kernel",
+        "kernel_min",
     }
 )
+KERNEL_MIN_KEYS = frozenset({"release", "why"})
 MOUNT_KEYS = frozenset({"type", "options"})
 
 
@@ -85,6 +92,26 @@ class Server:
 
 
 @dataclass(frozen=True)
+class KernelMin:
+    """The oldest Docker-host kernel a lab target may run on, and why (what older ones did)."""
+
+    release: tuple[int, ...]  # (6, 12)
+    why: str
+
+    @property
+    def name(self) -> str:
+        return ".".join(str(part) for part in self.release)
+
+    def allows(self, kernel_release: str) -> bool:
+        """Whether uname -r's ``kernel_release`` (6.1.0-57-amd64) is at least this one."""
+        found = re.match(r"(\d+(?:\.\d+)*)", kernel_release)
+        if found is None:
+            return True  # unknown: the run tries (the preflight cannot tell)
+        parts = tuple(int(part) for part in found.group(1).split("."))
+        return parts[: len(self.release)] >= self.release
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     name: str
     description: str
@@ -96,6 +123,7 @@ class TargetSpec:
     readonly: bool = False
     features: frozenset[str] = frozenset()
     kernel: tuple[str, ...] = ()
+    kernel_min: KernelMin | None = None
     line: int = 0
 
     @property
@@ -202,7 +230,7 @@ def _target(ctx: _Ctx, raw: Any) -> TargetSpec | None:
         return None
     server = _server(ctx, line, name, raw.get("server"))
     if runs == "host":
-        for key in ("server", "hosts", "readonly", "features", "kernel"):
+        for key in ("server", "hosts", "readonly", "features", "kernel", "kernel_min"):
             if key in raw:
                 ctx.error(line, f"{name}: {key}", "is for lab targets only")
         allowed = HOST_MOUNTS
@@ -239,6 +267,7 @@ def _target(ctx: _Ctx, raw: Any) -> TargetSpec | None:
             ctx.error(
                 line, f"{name}: kernel", f"{fs!r} is not one of {', '.join(KERNEL_FILESYSTEMS)}"
             )
+    kernel_min = _kernel_min(ctx, line, name, raw.get("kernel_min"))
     return TargetSpec(
         name=name,
         description=" ".join(description.split()),
@@ -250,8 +279,27 @@ def _target(ctx: _Ctx, raw: Any) -> TargetSpec | None:
         readonly=bool(readonly),
         features=frozenset(_strings(ctx, line, f"{name}: features", raw.get("features"))),
         kernel=kernel,
+        kernel_min=kernel_min,
         line=line,
     )
+
+
+def _kernel_min(ctx: _Ctx, line: int, name: str, raw: Any) -> KernelMin | None:
+    if raw is None:
+        return None
+    field_name = f"{name}: kernel_min"
+    if not isinstance(raw, dict):
+        ctx.error(line, field_name, "must be a mapping with a release and why")
+        return None
+    _unknown(ctx, line, field_name, raw, KERNEL_MIN_KEYS)
+    release, why = str(raw.get("release", "")), raw.get("why")
+    if not re.fullmatch(r"\d+(\.\d+)*", release):
+        ctx.error(line, f"{field_name}.release", f"{release!r} is not a release such as 6.12")
+        return None
+    if not isinstance(why, str) or not why.strip():
+        ctx.error(line, f"{field_name}.why", "is required (what older kernels did)")
+        return None
+    return KernelMin(tuple(int(part) for part in release.split(".")), " ".join(why.split()))
 
 
 def _groups(ctx: _Ctx, raw: Any, targets: list[TargetSpec]) -> dict[str, tuple[str, ...]]:

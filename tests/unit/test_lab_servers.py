@@ -69,7 +69,18 @@ def test_the_containers_are_made_as_before() -> None:
             "device_cgroup_rules": ["c 10:229 rwm"],
             "volumes": {"prober-run-gluster-bricks": {"bind": "/bricks", "mode": "rw"}},
         },
+        "ksmbd-server": {
+            "privileged": True,
+            "volumes": {
+                "prober-run-ksmbd-export": {"bind": "/export", "mode": "rw"},
+                "/lib/modules": {"bind": "/lib/modules", "mode": "rw"},
+            },
+        },
     }
+    # ksmbd listens only in the Docker host's network namespace (its sockets are the
+    # kernel's): its container shares it; every other role is on the lab network.
+    modes = {role: spec.network_mode for role, spec in roles(specs, kinds).items()}
+    assert {role: mode for role, mode in modes.items() if mode} == {"ksmbd-server": "host"}
     images = {role: spec.image for role, spec in roles(specs, kinds).items()}
     assert images == {
         "client1": "client",
@@ -80,6 +91,7 @@ def test_the_containers_are_made_as_before() -> None:
         "ganesha-server": "ganesha-server",
         "sshfs-server": "sshfs-server",
         "gluster-server": "gluster-server",
+        "ksmbd-server": "ksmbd-server",
     }
 
 

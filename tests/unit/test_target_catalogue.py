@@ -45,7 +45,7 @@ def test_the_shipped_catalogue_has_every_target_in_report_order() -> None:
     known = load()
     assert known.host_names() == ["local", "tmpfs", "ext4", "xfs", "btrfs"]
     assert known.names()[: len(known.host_names())] == known.host_names()
-    assert list(known.groups)[:6] == ["nfs", "ganesha", "smb", "gluster", "vm", "lab"]
+    assert list(known.groups)[:7] == ["nfs", "ganesha", "smb", "ksmbd", "gluster", "vm", "lab"]
     assert known.groups["lab"] == tuple(known.lab_names())
     for name in ("nfs3", "nfs4.0", "nfs4.1", "nfs4.2", "overlay", "volume", "container-tmpfs"):
         assert name in known.lab_names()
@@ -89,8 +89,8 @@ def test_a_good_catalogue_parses() -> None:
     [
         (
             ("kind: nfsd", "kind: knfsd"),
-            r"^<t>:13: nfs4.2: server.kind: 'knfsd' is not one of nfsd, samba, ganesha, sshd, "
-            r"glusterfs, qemu-9p, virtiofsd$",
+            r"^<t>:13: nfs4.2: server.kind: 'knfsd' is not one of nfsd, samba, ganesha, ksmbd, "
+            r"sshd, glusterfs, qemu-9p, virtiofsd$",
         ),
         (
             ("    runs: host\n", "    runs: host\n    colour: red\n"),
@@ -110,6 +110,22 @@ def test_a_good_catalogue_parses() -> None:
         (
             ("    runs: host\n", "    runs: host\n    kernel: [nfs]\n"),
             r"^<t>:5: tmpfs: kernel: is for",
+        ),
+        (
+            ("kernel: [cifs]", 'kernel: [cifs]\n    kernel_min: {release: "6.x", why: w}'),
+            r"^<t>:16: smb3: kernel_min.release: '6.x' is not a release such as 6.12$",
+        ),
+        (
+            ("kernel: [cifs]", 'kernel: [cifs]\n    kernel_min: {release: "6.12"}'),
+            r"^<t>:16: smb3: kernel_min.why: is required",
+        ),
+        (
+            ("kernel: [cifs]", 'kernel: [cifs]\n    kernel_min: "6.12"'),
+            r"^<t>:16: smb3: kernel_min: must be a mapping",
+        ),
+        (
+            ("    runs: host\n", '    runs: host\n    kernel_min: {release: "6.12", why: w}\n'),
+            r"^<t>:5: tmpfs: kernel_min: is for",
         ),
     ],
 )
@@ -154,3 +170,24 @@ def test_a_broken_catalogue_stops_a_run_before_anything_is_created(tmp_path: Pat
     assert lines[0].startswith(f"prober: error: {matrix / 'targets.yaml'}:")
     assert "server.kind: 'sambq' is not one of nfsd, samba" in lines[0]
     assert not out.exists()
+
+
+def test_a_kernel_min_compares_releases_as_numbers() -> None:
+    least = (
+        parse(
+            GOOD.replace(
+                "kernel: [cifs]",
+                'kernel: [cifs]\n    kernel_min: {release: "6.12", why: it oopsed}',
+            ),
+            "<t>",
+        )
+        .get("smb3")
+        .kernel_min
+    )
+    assert least is not None and least.name == "6.12" and least.why == "it oopsed"
+    # uname -r of Debian's kernels: 6.9 < 6.12 < 6.13 (not string order); unknown: tried.
+    assert not least.allows("6.1.0-57-amd64")
+    assert not least.allows("6.9.7-amd64")
+    assert least.allows("6.12.57+deb13-amd64")
+    assert least.allows("6.13.0")
+    assert least.allows("unknown")

@@ -64,7 +64,7 @@ def test_unknown_names_are_usage_errors_listing_valid_ones(spec: str) -> None:
     assert info.value.exit_code == EXIT_USAGE
     if spec:
         assert "local, tmpfs, ext4, xfs, btrfs, nfs3" in message
-        assert "groups: nfs, ganesha, smb, gluster, vm, lab" in message
+        assert "groups: nfs, ganesha, smb, ksmbd, gluster, vm, lab" in message
 
 
 @pytest.mark.parametrize("spec", ["ext4,,xfs", ",", "tmpfs,"])

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from prober.lab.servers.base import Server, ServerInfo, export_dir
 from prober.lab.servers.ganesha import Ganesha
 from prober.lab.servers.gluster import Gluster
+from prober.lab.servers.ksmbd import Ksmbd
 from prober.lab.servers.nfsd import KernelNfsd
 from prober.lab.servers.samba import Samba
 from prober.lab.servers.sshd import Sshd
@@ -19,6 +20,7 @@ KINDS: dict[str, Callable[[Callable[[str], None]], Server]] = {
     "ganesha": Ganesha,
     "sshd": Sshd,
     "glusterfs": Gluster,
+    "ksmbd": Ksmbd,
 }
 
 __all__ = ["KINDS", "Server", "ServerInfo", "export_dir"]

@@ -201,6 +201,13 @@ def test_smb_fingerprints_record_the_shares_lock_settings(results: Results) -> N
     assert settings["smb3"]["posix locking"].lower() == "yes"  # smb.conf(5): default yes
     assert settings["smb3-noposixlocking"]["posix locking"].lower() == "no"
     assert settings["smb3"]["share"] != settings["smb3-noposixlocking"]["share"]
+    # What the fault rows' figures scale with, at smb.conf(5)'s defaults (the lab's smb.conf
+    # sets none of them): durable handles = yes, smb2 leases = yes, deadtime = 10080
+    # (minutes), keepalive = 300 (seconds).
+    assert settings["smb3"]["durable handles"].lower() == "yes"
+    assert settings["smb3"]["global: smb2 leases"].lower() == "yes"
+    assert settings["smb3"]["global: deadtime"] == "10080"
+    assert settings["smb3"]["global: keepalive"] == "300"
 
 
 def test_posix_locking_maps_smb_locks_to_the_servers_posix_locks(results: Results) -> None:

@@ -18,9 +18,12 @@ READY_TIMEOUT_S = 60.0
 SMB_PORT = 445
 USER = "prober"
 PASSWORD = "prober-lab-password"  # the lab network is private to one run
-# Share settings that decide how SMB locks meet other lockers (smb.conf(5)); each SMB
-# target's fingerprint records their effective values as testparm reports them.
-LOCK_SETTINGS = ("posix locking", "strict locking", "oplocks", "kernel oplocks")
+# Share settings that decide how SMB locks meet other lockers (smb.conf(5)), and what
+# decides how long a vanished client's locks last (the fault rows: durable handles outlive a
+# dropped session; deadtime and keepalive decide when smbd drops an idle or dead one); each
+# SMB target's fingerprint records their effective values as testparm reports them.
+LOCK_SETTINGS = ("posix locking", "strict locking", "oplocks", "kernel oplocks", "durable handles")
+GLOBAL_SETTINGS = ("smb2 leases", "deadtime", "keepalive")  # recorded as "global: <name>"
 
 
 def _stderr(message: str) -> None:
@@ -83,10 +86,13 @@ class Samba:
         share = share_of(spec)
         # One exec for all settings (a process start in a container costs seconds under TCG);
         # testparm's own chatter goes to stderr, so keep only the marked lines.
+        asked = [(share, name, name) for name in LOCK_SETTINGS] + [
+            ("global", name, f"global: {name}") for name in GLOBAL_SETTINGS
+        ]
         script = "".join(
-            f'printf "setting:%s=%s\\n" "{name}" "$(testparm -s --section-name={share} '
+            f'printf "setting:%s=%s\\n" "{key}" "$(testparm -s --section-name={section} '
             f"--parameter-name='{name}' 2>/dev/null)\"; "
-            for name in LOCK_SETTINGS
+            for section, name, key in asked
         )
         output = lab.must(self.role, ["sh", "-c", script], f"reading share {share}'s settings")
         settings = {"share": share}
@@ -94,7 +100,7 @@ class Samba:
             if line.startswith("setting:") and "=" in line:
                 name, value = line.removeprefix("setting:").split("=", 1)
                 settings[name] = value.strip()
-        missing = [name for name in LOCK_SETTINGS if not settings.get(name)]
+        missing = [key for _, _, key in asked if not settings.get(key)]
         if missing:
             raise ProberError(f"testparm gave no value for {', '.join(missing)} of share {share}")
         return settings

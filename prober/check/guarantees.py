@@ -59,6 +59,12 @@ def _per_api() -> list[Guarantee]:
                 (f"{api}.exclusive.clients", f"{api}.shared-exclusive.clients"),
                 two_host=True,
             ),
+            Guarantee(
+                f"{api}:cross-host-release-on-kill",
+                f"a {api} lock is released for this host when its holder on another host is killed",
+                (f"{api}.kill-holder-releases.clients",),
+                two_host=True,
+            ),
         ]
     out += [
         Guarantee(

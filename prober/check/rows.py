@@ -34,6 +34,11 @@ CROSS_HOST_ROWS: dict[str, tuple[str, str]] = {
         for api in ("flock", "posix", "ofd")
     },
     "setup.excl-create-lockfile.clients": ("setup.excl-create-lockfile", "B"),
+    # The holder on the other host is SIGKILLed: how long does its dead lock block this one?
+    **{
+        f"{api}.kill-holder-releases.clients": (f"{api}.kill-holder-releases", "A")
+        for api in ("flock", "posix", "ofd")
+    },
 }
 # A reply from the peer crosses the file mailbox; "still blocked" must allow for that.
 CROSS_HOST_BLOCKED_S = 1.0

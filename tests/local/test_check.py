@@ -402,7 +402,9 @@ def test_two_checks_meet_as_two_hosts_and_print_the_same_verdicts(tmpfs: Path) -
         "60",
         "--json",
         "--require",
-        "flock:cross-host,posix:cross-host,ofd:cross-host",
+        "flock:cross-host,posix:cross-host,ofd:cross-host,"
+        "flock:cross-host-release-on-kill,posix:cross-host-release-on-kill,"
+        "ofd:cross-host-release-on-kill",
         "--profile",
         "git",
     )
@@ -423,11 +425,24 @@ def test_two_checks_meet_as_two_hosts_and_print_the_same_verdicts(tmpfs: Path) -
         # Both "hosts" share one kernel here, so the local semantics of flock(2)/fcntl(2) hold.
         assert cells[f"{api}.exclusive.clients"]["outcome"].startswith("denied")
         assert cells[f"{api}.blocking-handoff.clients"]["verdict"] == "as-reference"
+        # The holder on the other "host" is SIGKILLed (its agent, by the joiner): fcntl(2)
+        # "record locks are automatically released when the process terminates"; flock(2)
+        # locks go with the last close of the open file description, which the kill makes.
+        killed = cells[f"{api}.kill-holder-releases.clients"]
+        assert killed["verdict"] == "as-reference", killed
+        assert killed["metrics"]["release_latency_ns"] > 0, killed
     assert cells["cross.flock-vs-posix.clients"]["outcome"] == "granted"
     assert cells["cross.posix-vs-flock.clients"]["outcome"] == "granted"
     assert report["profiles"][0]["answer"] == "works"
     held = {g["name"]: g["holds"] for g in report["guarantees"]}
-    assert held == {"flock:cross-host": True, "posix:cross-host": True, "ofd:cross-host": True}
+    assert held == {
+        f"{api}:{what}": True
+        for api in ("flock", "posix", "ofd")
+        for what in ("cross-host", "cross-host-release-on-kill")
+    }
+    killed_line = [line for line in report["summary"] if line["api"] == "release-on-kill"]
+    assert len(killed_line) == 1 and "SIGKILLed" in killed_line[0]["text"], report["summary"]
+    assert all(f"{api} " in killed_line[0]["text"] for api in ("flock", "posix", "ofd"))
     assert snapshot(tmpfs) == before
 
 

@@ -31,7 +31,10 @@ def clean(client: Any, images: bool = False) -> list[str]:
 
 def leftovers(client: Any) -> list[str]:
     """Names of labelled containers, networks and volumes still in the daemon."""
-    found = [c.name for c in client.containers.list(all=True, filters={"label": LABEL})]
+    found = [
+        c.name
+        for c in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True)
+    ]
     found += [n.name for n in client.networks.list(filters={"label": LABEL})]
     found += [v.name for v in client.volumes.list(filters={"label": LABEL})]
     return found

@@ -61,7 +61,9 @@ def _labels(obj: Any) -> dict[str, str]:
 
 def orphans(client: Any) -> dict[str, str]:
     """Run id -> owner of every lab in the daemon whose owner is gone (kept labs aside)."""
-    found: list[Any] = client.containers.list(all=True, filters={"label": LABEL})
+    found: list[Any] = client.containers.list(
+        all=True, filters={"label": LABEL}, ignore_removed=True
+    )
     found += client.networks.list(filters={"label": LABEL})
     found += client.volumes.list(filters={"label": LABEL})
     owners: dict[str, str] = {}

@@ -41,6 +41,11 @@ from prober.lab.parallel import parallel
 Log = Callable[[str], None]
 Builder = Callable[[Log], AbstractContextManager[BuildDaemon | None]]
 EXEC_TIMEOUT_S = 60.0
+# A container whose process was in the kernel (a cifs or NFS call, a thawed client) may take
+# a while to die after SIGKILL: a run's own teardown asks again for this long before it
+# gives up on it; a removed container's network endpoint may outlive it for a moment too.
+TEARDOWN_PATIENCE_S = 90.0
+NETWORK_PATIENCE_S = 10.0
 CLIENTS = ("client1", "client2")
 FUSE_DEVICE_RULE = "c 10:229 rwm"  # /dev/fuse (devices.txt: misc 229)
 # Started only when asked for (the cluster-check tests' third node); no target mounts in it.
@@ -359,7 +364,7 @@ class Lab:
         """Remove every container, the network and the volumes of this run."""
         with self._lock:
             self.closed = True
-            remove_run(self.client, self.run_id)
+            remove_run(self.client, self.run_id, TEARDOWN_PATIENCE_S)
             self.containers.clear()
             self.volumes.clear()
             self.network = None
@@ -373,17 +378,18 @@ class Lab:
         )
 
 
-def remove_run(client: Any, run_id: str | None) -> list[str]:
+def remove_run(client: Any, run_id: str | None, patience_s: float = 0.0) -> list[str]:
     """Remove the labelled containers, networks and volumes of one run (None: of every run).
 
     Servers get SIGTERM first (the NFS server stops nfsd, clients unmount); anything that
-    does not stop in time is killed. Returns the names removed.
+    does not stop in time is killed. A removal the daemon refuses is asked again for
+    ``patience_s`` (a network: at least NETWORK_PATIENCE_S). Returns the names removed.
     """
     import docker.errors
 
     selector = f"{RUN_LABEL}={run_id}" if run_id else LABEL
     removed: list[str] = []
-    containers = client.containers.list(all=True, filters={"label": selector})
+    containers = client.containers.list(all=True, filters={"label": selector}, ignore_removed=True)
     # A client a fault row froze cannot take the stop signal: thawed first.
     for container in containers:
         if container.status == "paused":
@@ -396,8 +402,14 @@ def remove_run(client: Any, run_id: str | None) -> list[str]:
         _in_parallel([functools.partial(c.stop, timeout=5) for c in group], docker.errors.APIError)
     failed: list[docker.errors.APIError] = []  # the rest is removed all the same
     for obj, remove in [
-        *((c, functools.partial(c.remove, force=True, v=False)) for c in containers),
-        *((n, n.remove) for n in client.networks.list(filters={"label": selector})),
+        *(
+            (c, functools.partial(_patiently, functools.partial(c.remove, force=True), patience_s))
+            for c in containers
+        ),
+        *(
+            (n, functools.partial(_patiently, n.remove, max(patience_s, NETWORK_PATIENCE_S)))
+            for n in client.networks.list(filters={"label": selector})
+        ),
         *(
             (v, functools.partial(v.remove, force=True))
             for v in client.volumes.list(filters={"label": selector})
@@ -413,6 +425,23 @@ def remove_run(client: Any, run_id: str | None) -> list[str]:
     if failed:
         raise failed[0]
     return removed
+
+
+def _patiently(remove: Callable[[], object], patience_s: float) -> None:
+    """``remove()``, asked again while the daemon refuses it (not NotFound) and time is left."""
+    import docker.errors
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            remove()
+            return
+        except docker.errors.NotFound:
+            raise
+        except docker.errors.APIError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
 
 
 def _in_parallel(calls: list[Callable[[], object]], ignore: type[Exception]) -> None:

@@ -38,7 +38,9 @@ def _run(args: argparse.Namespace, out: Path) -> subprocess.Popen[bytes]:
 
 
 def _objects_owned_by(client: Any, pid: int) -> list[str]:
-    found: list[Any] = client.containers.list(all=True, filters={"label": LABEL})
+    found: list[Any] = client.containers.list(
+        all=True, filters={"label": LABEL}, ignore_removed=True
+    )
     found += client.networks.list(filters={"label": LABEL})
     found += client.volumes.list(filters={"label": LABEL})
     names = []

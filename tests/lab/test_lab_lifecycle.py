@@ -124,7 +124,7 @@ def _paused_client(client: Any, pid: int) -> bool:
 
     return any(
         c.status == "paused" and c.labels.get(ROLE_LABEL, "").startswith("client")
-        for c in client.containers.list(all=True, filters={"label": LABEL})
+        for c in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True)
         if c.labels.get(OWNER_LABEL, "").split(":")[1:2] == [str(pid)]
     )
 
@@ -190,7 +190,7 @@ def _runs_of(client: Any, pid: int) -> set[str]:
     from prober.lab.daemon import LABEL, RUN_LABEL
     from prober.lab.owner import OWNER_LABEL
 
-    containers = client.containers.list(all=True, filters={"label": LABEL})
+    containers = client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True)
     return {
         c.labels[RUN_LABEL]
         for c in containers
@@ -202,7 +202,9 @@ def _objects_of(client: Any, run: str) -> list[str]:
     from prober.lab.daemon import RUN_LABEL
 
     selector = {"label": f"{RUN_LABEL}={run}"}
-    names = [c.name for c in client.containers.list(all=True, filters=selector)]
+    names = [
+        c.name for c in client.containers.list(all=True, filters=selector, ignore_removed=True)
+    ]
     names += [n.name for n in client.networks.list(filters=selector)]
     names += [v.name for v in client.volumes.list(filters=selector)]
     return names

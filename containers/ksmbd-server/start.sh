@@ -1,9 +1,9 @@
 #!/bin/sh
 # PID 1 of the lab's ksmbd server. ksmbd is one server per kernel: this container loads its
-# module, resets whatever server an earlier lab left in the kernel, adds the SMB user, and
-# prints "prober-ksmbd: prepared". prober then runs prober-ksmbd-serve (the share's path is
-# the export volume's path on the Docker host, which only prober knows). On SIGTERM the
-# kernel server is shut down.
+# module, resets whatever server an earlier lab left in the kernel and prints
+# "prober-ksmbd: prepared". prober then runs prober-ksmbd-serve, which writes the share and
+# the SMB user and starts ksmbd.mountd (the share's path is the export volume's path on the
+# Docker host, which only prober knows). On SIGTERM the kernel server is shut down.
 set -eu
 say() { echo "prober-ksmbd: $*"; }
 [ -d /sys/module/ksmbd ] || modprobe ksmbd 2>/dev/null || true

@@ -47,6 +47,7 @@ AGENT_OPS = frozenset(
         "stat",
         "same-file",
         "sleep",
+        "drop-session",  # the actor's SMB connection goes without a LOGOFF (`via: smb`)
         "identity",
         "fork",
     }
@@ -283,6 +284,8 @@ def _steps(
                 ctx.error(
                     sline, f"{where}.api", f"{args['api']!r} is not one of {', '.join(ALL_APIS)}"
                 )
+        if op == "drop-session" and item.get("via") != "smb":
+            ctx.error(sline, f"{where}.via", "drop-session drops an SMB session: give via: smb")
         if op in ("lock", "test") and args.get("lock") not in ("sh", "ex"):
             ctx.error(sline, f"{where}.lock", "must be sh or ex")
         for ref in (item.get("step"), item.get("since")):

@@ -20,6 +20,10 @@ class RunOptions:
     base_image: str | None = None  # the lab images' base; None: the lab's default
     keep: bool = False  # leave the lab up after the run
     step_timeout: float = DEFAULT_STEP_TIMEOUT_S  # deadline of one blocking call, seconds
+    # Every served lab target gets a lab of its own (its network, clients and server): set
+    # when the run has fault rows, so that one target's fault reaches no other target and
+    # the fault rows of several targets run at once (--jobs).
+    lab_per_target: bool = False
 
 
 def docker_host_option(given: str | None) -> str | None:

@@ -121,6 +121,7 @@ class SmbClient:
     def __init__(self) -> None:
         self._trees: dict[SmbServer, Any] = {}
         self._connections: list[Any] = []
+        self._connection_of: dict[SmbServer, Any] = {}
         self.opens: dict[str, Any] = {}
 
     def connect(self, server: SmbServer, timeout: float) -> None:
@@ -138,6 +139,7 @@ class SmbClient:
             conn = Connection(uuid.uuid4(), server.server, server.port)
             conn.connect(timeout=max(1, int(timeout)))
             self._connections.append(conn)
+            self._connection_of[server] = conn
             session = Session(conn, server.username, server.password, require_encryption=False)
             session.connect()
             tree = TreeConnect(session, rf"\\{server.server}\{server.share}")
@@ -264,6 +266,22 @@ class SmbClient:
         element["flags"] = flags
         return element
 
+    def drop(self, server: SmbServer) -> list[str]:
+        """Drop the TCP connection to ``server`` as a crashed client or a cut cable would
+        leave it: the socket is shut down and no LOGOFF, TREE_DISCONNECT or CLOSE is sent
+        (MS-SMB2 3.3.7.1: the server then handles the loss of a connection). Its opens are
+        forgotten; the next open connects a new session. Returns the handles it had."""
+        conn = self._connection_of.pop(server, None)
+        if conn is None:
+            raise SmbConnectError(f"no SMB connection to {server.server}:{server.port} to drop")
+        tree = self._trees.pop(server, None)
+        lost = [name for name, opened in self.opens.items() if opened.tree_connect is tree]
+        for name in lost:
+            del self.opens[name]
+        self._connections.remove(conn)
+        conn.disconnect(close=False)
+        return lost
+
     @staticmethod
     def _close_quietly(opened: Any) -> None:
         try:
@@ -285,4 +303,5 @@ class SmbClient:
             except Exception:  # a dead connection: nothing more to release
                 continue
         self._connections.clear()
+        self._connection_of.clear()
         self._trees.clear()

@@ -110,6 +110,7 @@ def run(
         base_image=base_image,
         keep=keep,
         step_timeout=step_timeout,
+        lab_per_target=any(e.faults for e in experiments),
     )
     targets = registry.select(fs, path, options)
     if axis:

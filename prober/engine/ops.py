@@ -303,6 +303,8 @@ def smb_op(req: dict[str, Any]) -> Reply:
         )
     elif op == "close":
         client.close(handle)
+    elif op == "drop-session":
+        return {"detail": {"handles_lost": client.drop(SmbServer.from_request(req["smb"]))}}
     elif op == "lock":
         # Leave the engine a margin: the agent cancels before the engine gives up on it.
         client.lock(

@@ -288,6 +288,8 @@ class _Execution:
             return f"handle {name} of {step.actor} was never opened"
         if not state.open:
             first = state.record
+            if first.op == "drop-session":
+                return f"step {first.index} ({first.actor} drop-session) took {name} with it"
             did = "closed it" if first.op == "close" else f"gave {first.outcome}"
             return f"step {first.index} ({first.actor} {first.op} {name}) {did}"
         return None
@@ -303,6 +305,9 @@ class _Execution:
             self.handles[(table, name)] = _Handle(False, record)
         elif step.op == "dup" and granted:
             self.handles[(table, str(step.args.get("new")))] = _Handle(True, record)
+        elif step.op == "drop-session" and granted:  # its opens went with the connection
+            for lost in record.detail.get("handles_lost", []):
+                self.handles[(table, str(lost))] = _Handle(False, record)
         elif step.op == "fork" and granted:
             child = str(step.args.get("child"))
             for (owner, handle), state in list(self.handles.items()):

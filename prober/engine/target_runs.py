@@ -176,7 +176,11 @@ class TargetRuns:
                     raise Stopped
                 cell = runner.run(exp, prepared)
                 if cell.verdict == "hang" and not self.stop.is_set():
-                    cell = deadline_retry(cell, longer.run(exp, prepared), longer.step_timeout)
+                    if default_deadline_hit(cell, exp):
+                        second = longer.run(exp, prepared)
+                        cell = deadline_retry(cell, second, longer.step_timeout)
+                    else:
+                        own_deadline_note(cell, exp)
                 cell.target = info.name
                 if self.stop.is_set():
                     raise Stopped  # measured while the run was being torn down: not kept
@@ -214,6 +218,29 @@ class TargetRuns:
             }
 
 
+def _timed_out(cell: Cell) -> list[int]:
+    return [s.index for s in cell.steps if s.outcome == "timeout"]
+
+
+def default_deadline_hit(cell: Cell, exp: Experiment) -> bool:
+    """Did a step time out on the run's default deadline? Only those are run again: a step
+    with a deadline of its own (a fault row's 60 s wait) reached the horizon its row chose,
+    and a longer run would ask another question."""
+    own = {step.index for step in exp.steps if step.timeout is not None}
+    timed_out = _timed_out(cell)
+    return not timed_out or any(index not in own for index in timed_out)
+
+
+def own_deadline_note(cell: Cell, exp: Experiment) -> None:
+    """Say why a hung row was not run again."""
+    deadlines = {step.index: step.timeout for step in exp.steps}
+    said = ", ".join(f"step {i}: {deadlines.get(i) or 0:g} s" for i in _timed_out(cell))
+    cell.notes.append(
+        f"not run again: the step(s) that timed out had a deadline of their own ({said}), "
+        "the horizon this row chose; the cell says only that no answer came within it"
+    )
+
+
 def deadline_retry(first: Cell, second: Cell, deadline_s: float) -> Cell:
     """The cell of a row that hung, run again with a longer deadline: the second run's
     cell, saying what the first showed. Still `hang`: the call did not return within
@@ -230,11 +257,12 @@ def deadline_retry(first: Cell, second: Cell, deadline_s: float) -> Cell:
             "retry_step_timeout_s": deadline_s,
         }
         first.notes.append(
-            f"run again with a {deadline_s:g} s deadline per step, it could not ask its "
+            f"run again with a {deadline_s:g} s deadline for each step without its own, it "
+            "could not ask its "
             f"question ({second.explanation or second.outcome}): hang or slow is not decided"
         )
         return first
-    first_timeouts = [s.index for s in first.steps if s.outcome == "timeout"]
+    first_timeouts = _timed_out(first)
     second.metrics["deadline"] = {
         "kind": kind,
         "first_verdict": first.verdict,
@@ -244,13 +272,15 @@ def deadline_retry(first: Cell, second: Cell, deadline_s: float) -> Cell:
     }
     if kind == "hang":
         second.notes.append(
-            f"hang: timed out again with a {deadline_s:g} s deadline per step "
+            f"hang: timed out again with a {deadline_s:g} s deadline for each step without "
+            "its own "
             f"(first run: step(s) {first_timeouts} timed out)"
         )
     else:
         second.notes.append(
             f"slow: the first run timed out (step(s) {first_timeouts}, verdict hang); run "
-            f"again with a {deadline_s:g} s deadline per step it gave this verdict"
+            f"again with a {deadline_s:g} s deadline for each step without its own it gave "
+            "this verdict"
         )
     return second
 

@@ -1,6 +1,7 @@
 """Lab targets, as matrix/targets.yaml describes them: kernel NFS and cifs clients in two
 client containers against a server container (its kind: prober.lab.servers), and a
-container's own filesystems. All lab targets of a run share one LabSession.
+container's own filesystems. All lab targets of a run share one LabSession, unless the
+run has fault rows: then each served target has its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from prober.engine.agents import HELLO_TIMEOUT_S, AgentPool
 from prober.errors import ProberError
 from prober.fingerprint import fingerprint_path
-from prober.lab import channel, command, daemon, mounts, vm, vm_cache, vm_shares
+from prober.lab import channel, command, daemon, mounts, servers, vm, vm_cache, vm_shares
 from prober.lab.faults import LabFaults
 from prober.lab.parallel import parallel
 from prober.lab.session import LabSession
@@ -36,9 +37,28 @@ def lab_targets(
     specs: Iterable[TargetSpec], options: RunOptions, catalogue: Iterable[TargetSpec]
 ) -> list[LabTarget]:
     """The targets ``specs``, sharing one lab; ``catalogue`` (every lab target) decides what
-    the client containers mount, so that they are the same whichever targets run."""
-    session = LabSession(options, catalogue)
-    return [LabTarget(spec, session) for spec in specs]
+    the client containers mount, so that they are the same whichever targets run. With
+    ``options.lab_per_target`` each served target has a lab of its own (a server that is the
+    Docker host's own, one per host, keeps its targets in one lab)."""
+    every = list(catalogue)
+    sessions: dict[str, LabSession] = {}
+    targets = []
+    for spec in specs:
+        key = _lab_of(spec) if options.lab_per_target else ""
+        if key not in sessions:
+            sessions[key] = LabSession(options, every)
+        targets.append(LabTarget(spec, sessions[key]))
+    return targets
+
+
+def _lab_of(spec: TargetSpec) -> str:
+    """Which lab a target runs in when served targets have labs of their own ("": the
+    run's shared lab, for the container filesystems and the VM's shares)."""
+    if spec.server is None or vm_shares.is_share(spec):
+        return ""
+    if servers.KINDS[spec.server.kind](session_log).one_per_host:
+        return f"kind:{spec.server.kind}"
+    return f"target:{spec.name}"
 
 
 class LabTarget:

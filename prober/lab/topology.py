@@ -50,6 +50,7 @@ CLIENTS = ("client1", "client2")
 FUSE_DEVICE_RULE = "c 10:229 rwm"  # /dev/fuse (devices.txt: misc 229)
 # Started only when asked for (the cluster-check tests' third node); no target mounts in it.
 EXTRA_CLIENTS = ("client3",)
+_IMAGES_LOCK = threading.RLock()  # Lab.ensure_images: one build or load per process at once
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,9 @@ class Lab:
 
     # -- images and the Docker host ---------------------------------------------------------
     def ensure_images(self) -> dict[str, str]:
-        with self._lock:
+        # One build at a time in this process: labs of their own (one per target) find
+        # the images the first one built or loaded.
+        with _IMAGES_LOCK, self._lock:
             if not self.tags:
                 self._build_elsewhere()
             if not self.tags:

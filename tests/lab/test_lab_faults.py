@@ -7,6 +7,8 @@ beyond the lab's lease plus grace (10 s + 10 s, containers/nfs-server/start.sh).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,25 +26,32 @@ from prober.targets.base import PreparedTarget
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-def _prepared(name: str, options: RunOptions) -> Iterator[PreparedTarget]:
+@pytest.fixture(scope="module")
+def labs(
+    lab_options: RunOptions, kernel_has_nfs_and_cifs: None
+) -> Iterator[dict[str, PreparedTarget]]:
+    """nfs4.2 and smb3 chosen together as `prober run` chooses them for fault rows."""
+    options = dataclasses.replace(lab_options, lab_per_target=True)
     cleanup = CleanupStack()
     try:
-        (target,) = registry.select(name, None, options)
-        assert target.unavailable_reason() is None
-        with target.prepare(cleanup) as prepared:
+        with contextlib.ExitStack() as stack:
+            prepared = {}
+            for target in registry.select("nfs4.2,smb3", None, options):
+                assert target.unavailable_reason() is None
+                prepared[target.name] = stack.enter_context(target.prepare(cleanup))
             yield prepared
     finally:
         assert cleanup.run_all() == []
 
 
 @pytest.fixture(scope="module")
-def nfs42(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[PreparedTarget]:
-    yield from _prepared("nfs4.2", lab_options)
+def nfs42(labs: dict[str, PreparedTarget]) -> PreparedTarget:
+    return labs["nfs4.2"]
 
 
 @pytest.fixture(scope="module")
-def smb3(lab_options: RunOptions, kernel_has_nfs_and_cifs: None) -> Iterator[PreparedTarget]:
-    yield from _prepared("smb3", lab_options)
+def smb3(labs: dict[str, PreparedTarget]) -> PreparedTarget:
+    return labs["smb3"]
 
 
 _RUNNERS: dict[str, Runner] = {}  # one per target: each row gets a directory of its own
@@ -119,3 +128,36 @@ def test_a_frozen_smb_holder_keeps_its_lock(smb3: PreparedTarget) -> None:
     assert cell.outcome == "granted", _steps(cell)  # `blocked`: B was still waiting
     assert cell.steps[8].outcome == "granted"  # B has it once A, thawed, unlocked
     _still_usable(smb3)
+
+
+def test_a_dropped_smb_session_lets_its_lock_go(smb3: PreparedTarget) -> None:
+    # MS-SMB2 3.3.7.1: on the loss of a connection the server closes every open that is not
+    # durable (the wire client asks for none), and the close releases its locks (Microsoft
+    # LockFileEx): B, waiting, is granted; A, back with a new session, is refused.
+    cell = _row(smb3, "fault.session-drop.lockfileex")
+    drop = cell.steps[4]
+    assert (drop.op, drop.outcome) == ("drop-session", "granted"), _steps(cell)
+    assert drop.detail["handles_lost"] == ["f"]
+    assert cell.outcome == "granted", _steps(cell)
+    assert isinstance(cell.metrics["granted_after_fault_ns"], int)
+    assert [(s.op, s.outcome) for s in cell.steps[6:]] == [
+        ("open", "granted"),
+        ("lock", "denied:STATUS_LOCK_NOT_GRANTED"),
+    ]
+    _still_usable(smb3)
+
+
+def test_a_fault_in_one_targets_lab_reaches_no_other_target(
+    nfs42: PreparedTarget, smb3: PreparedTarget
+) -> None:
+    # A run with fault rows gives each served target a lab of its own (RunOptions.
+    # lab_per_target): with nfs4.2's client1 frozen, smb3's clients still answer.
+    faults = nfs42.faults
+    assert faults is not None and smb3.faults is not None
+    assert faults.lab.run_id != smb3.faults.lab.run_id
+    faults.inject("freeze", "client1", 30.0)
+    try:
+        _still_usable(smb3)
+    finally:
+        assert faults.restore(60.0) == ["thaw client1"]
+    _still_usable(nfs42)

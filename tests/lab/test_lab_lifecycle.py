@@ -133,11 +133,12 @@ def test_a_run_interrupted_mid_fault_leaves_nothing_behind(
     docker_client: Any, kernel_has_nfs_and_cifs: None, tmp_path: Path
 ) -> None:
     # fault.frozen-holder freezes client1 for 30 s: the interrupt comes while it is frozen,
-    # and the frozen container, the network and the mounts must all go.
+    # and the frozen container, the network and the mounts must all go. With fault rows
+    # each of the two targets has a lab of its own: both labs must go.
     before = set(_leftovers(docker_client))
     out = tmp_path / "out"
     rows = ("--experiment", "fault.frozen-holder.posix")
-    proc = _start_run("smb3", out, stderr=subprocess.PIPE, rows=rows)
+    proc = _start_run("smb3,nfs4.2", out, stderr=subprocess.PIPE, rows=rows)
 
     def frozen() -> None:
         deadline = time.monotonic() + 1200

@@ -1,5 +1,6 @@
 """Fault rows as data: the fault ops parse and are checked, a host target refuses them, the
-lab guard gives a fault row the lab alone, and the report shows a fault row's seconds."""
+lab guard gives a fault row the lab alone, a run with fault rows gives each served target
+a lab of its own, and the report shows a fault row's seconds."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from prober.experiments import FAULT_OPS, load, parse
 from prober.lab.faults import LabGuard
 from prober.report.summary import crashed_holder, fault_seconds
 from prober.results import Cell
+from prober.run_options import RunOptions
+from prober.targets import registry
 from prober.targets.base import PreparedTarget
 
 ROW = """
@@ -45,6 +48,7 @@ def test_fault_ops_parse_and_mark_the_row() -> None:
     [
         ("{actor: A, op: partition", "{actor: Z, op: partition", "not a declared actor"),
         ("host: client1}", "host: server}", "acts on a client's container"),
+        ("{actor: A, op: partition, timeout: 30}", "{actor: A, op: drop-session}", "via: smb"),
     ],
 )
 def test_a_fault_on_a_wrong_actor_is_refused(old: str, new: str, message: str) -> None:
@@ -94,6 +98,25 @@ def test_a_fault_row_holds_the_lab_alone() -> None:
     r.join(10)
     w.join(10)
     assert order == ["row done", "fault row"]
+
+
+def test_a_run_with_fault_rows_gives_each_served_target_a_lab_of_its_own() -> None:
+    # Builds nothing and connects to nothing: which targets share a LabSession.
+    from prober.lab.targets import LabTarget
+
+    names = "nfs4.2,nfs3,smb3,ksmbd-smb3,ksmbd-smb3-nolease,volume,container-tmpfs"
+
+    def sessions(per_target: bool) -> dict[str, int]:
+        chosen = registry.select(names, None, RunOptions(lab_per_target=per_target))
+        return {t.name: id(t.session) for t in chosen if isinstance(t, LabTarget)}
+
+    shared = sessions(False)
+    assert len(set(shared.values())) == 1
+    own = sessions(True)
+    assert len({own["nfs4.2"], own["nfs3"], own["smb3"], own["ksmbd-smb3"], own["volume"]}) == 5
+    # One ksmbd per kernel: its targets share a lab; so do the container filesystems.
+    assert own["ksmbd-smb3"] == own["ksmbd-smb3-nolease"]
+    assert own["volume"] == own["container-tmpfs"]
 
 
 def _cell(api: str, outcome: str, metrics: dict[str, object]) -> Cell:

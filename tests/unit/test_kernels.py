@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from prober.engine.target_runs import deadline_retry
+from prober.engine.target_runs import deadline_retry, default_deadline_hit, own_deadline_note
 from prober.errors import UsageError
+from prober.experiments import load as load_experiments
 from prober.lab import base_image, kernels, vm, vm_cache, vm_config, vm_image
 from prober.report import kernels as kernel_view
 from prober.results import Cell, RunResults, StepRecord, TargetInfo
@@ -159,6 +160,28 @@ def test_a_hung_row_run_again_says_whether_it_was_slow_or_a_hang() -> None:
     hung = deadline_retry(first, _cell("nfs3", "hang", "timeout"), 30.0)
     assert hung.verdict == "hang" and hung.metrics["deadline"]["kind"] == "hang"
     assert any("30 s" in note for note in hung.notes)
+
+
+def _timed_out_at(exp_id: str, index: int) -> Cell:
+    step = StepRecord(index, "B", "lock", {}, "timeout", decisive=True)
+    return Cell(exp_id, "nfs3", "posix", "timeout", "hang", "granted", steps=[step])
+
+
+def test_only_a_step_on_the_runs_default_deadline_makes_a_hung_row_run_again() -> None:
+    experiments = {e.id: e for e in load_experiments()}
+    fault = experiments["fault.crashed-holder.posix"]
+    waits = [s for s in fault.steps if s.timeout is not None and s.op == "lock"]
+    defaults = [s for s in fault.steps if s.timeout is None]
+    assert waits and defaults  # the row has both kinds of step, as the matrix says
+    # B's wait with the row's own deadline reached its horizon: nothing to tell apart.
+    horizon = _timed_out_at(fault.id, waits[-1].index)
+    assert not default_deadline_hit(horizon, fault)
+    own_deadline_note(horizon, fault)
+    assert any(f"{waits[-1].timeout:g} s" in note for note in horizon.notes)
+    # A step on the run's default deadline (--step-timeout) may only have been slow.
+    assert default_deadline_hit(_timed_out_at(fault.id, defaults[0].index), fault)
+    plain = experiments["posix.exclusive.clients"]
+    assert default_deadline_hit(_timed_out_at(plain.id, plain.steps[-1].index), plain)
 
 
 def test_a_rerun_that_could_not_ask_its_question_decides_nothing() -> None:

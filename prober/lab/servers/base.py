@@ -29,6 +29,9 @@ class ServerInfo:
 
 class Server(Protocol):
     role: str  # the container's role and host name
+    # The server is the Docker host's own, one per host (ksmbd): labs of their own
+    # (RunOptions.lab_per_target) would reset each other's, so its targets share one lab.
+    one_per_host: bool
 
     def container(self) -> Role:
         """The server's container: image, privileges, the export volume, environment."""

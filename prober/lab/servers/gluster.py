@@ -65,6 +65,7 @@ def parse_lock_options(output: str) -> dict[str, str]:
 
 class Gluster:
     role = "gluster-server"
+    one_per_host = False
 
     def __init__(self, log: Callable[[str], None] = _stderr) -> None:
         self._log = log

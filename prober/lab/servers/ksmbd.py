@@ -30,6 +30,7 @@ CONF = "/etc/ksmbd/ksmbd.conf"
 
 class Ksmbd(Samba):
     role = "ksmbd-server"
+    one_per_host = True  # the kernel has one ksmbd: a second lab's start resets it
 
     def container(self) -> Role:
         # privileged: loads the module and resets the kernel's server (ksmbd.control writes

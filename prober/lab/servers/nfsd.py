@@ -89,6 +89,7 @@ def timers(ready: str) -> dict[str, int]:
 
 class KernelNfsd:
     role = "nfs-server"
+    one_per_host = False
 
     def __init__(self, log: Callable[[str], None] = _stderr) -> None:
         self._log = log

@@ -39,6 +39,7 @@ def share_of(spec: TargetSpec) -> str:
 
 class Samba:
     role = "smb-server"
+    one_per_host = False
 
     def __init__(self, log: Callable[[str], None] = _stderr) -> None:
         self._log = log

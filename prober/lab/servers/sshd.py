@@ -31,6 +31,7 @@ def _stderr(message: str) -> None:
 
 class Sshd:
     role = "sshfs-server"
+    one_per_host = False
 
     def __init__(self, log: Callable[[str], None] = _stderr) -> None:
         self._log = log

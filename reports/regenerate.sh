@@ -7,7 +7,8 @@
 # mounts) and the lab targets (nfs3, nfs4.0, nfs4.1, nfs4.2, smb3, smb3-nobrl, smb3-noposixlocking,
 # smb3-nolease, overlay, volume, container-tmpfs: need the Docker-host VM), then the targets that
 # need a newer kernel than the default VM's (the catalogue's kernel_min: ksmbd) on that kernel's
-# VM, then writes into reports/:
+# VM. Every row runs, the opt-in fault rows too (--experiment '*'): each served target then has
+# a lab of its own, and PROBER_JOBS of them run at once. Then it writes into reports/:
 #   results.json   the raw results (schema prober-results; `prober diff` takes it)
 #   results-6.12.json  the newer kernel's run (targets named target@6.12)
 #   matrix.md      summary, targets, matrix, legend, error names, notes (Markdown)
@@ -18,7 +19,8 @@
 #
 # Environment: PROBER_FS (default: local,tmpfs,ext4,xfs,btrfs,lab), PROBER_DOCKER_HOST
 # (default: vm; empty: none), PROBER_NEWER_FS (default: ksmbd; empty: none, and the reports
-# keep the results-6.12.json that is there), PROBER_PYTHON (default: python3).
+# keep the results-6.12.json that is there), PROBER_JOBS (default 6: lab targets at once; a
+# fault row mostly waits), PROBER_PYTHON (default: python3).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,12 +29,13 @@ py=${PROBER_PYTHON:-python3}
 fs=${PROBER_FS:-local,tmpfs,ext4,xfs,btrfs,lab}
 docker_host=${PROBER_DOCKER_HOST-vm}
 newer_fs=${PROBER_NEWER_FS-ksmbd}
+jobs=${PROBER_JOBS:-6}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 
 cd "$repo"
 # The local target measures the filesystem this repository lives on.
-set -- --fs "$fs" --path "$repo" --out "$work/run" --format md
+set -- --fs "$fs" --path "$repo" --out "$work/run" --format md --experiment '*' --jobs "$jobs"
 if [ -n "$docker_host" ]; then
     set -- "$@" --docker-host "$docker_host"
 fi
@@ -42,7 +45,8 @@ cp "$work/run/results.json" "$here/results.json"
 chmod 644 "$here/results.json"
 if [ -n "$newer_fs" ] && [ -n "$docker_host" ]; then
     # The lab targets that must not run on a kernel older than 6.12 (their kernel_min).
-    "$py" -m prober run --fs "$newer_fs" --kernel 6.12 --out "$work/newer" --format md
+    "$py" -m prober run --fs "$newer_fs" --kernel 6.12 --out "$work/newer" --format md \
+        --experiment '*' --jobs "$jobs"
     cp "$work/newer/results.json" "$here/results-6.12.json"
     chmod 644 "$here/results-6.12.json"
 fi

@@ -66,6 +66,17 @@ def _deviates(record: StepRecord) -> bool:
     return not matches(record.outcome, record.expected)
 
 
+def first_deviation_before_decisive(records: Sequence[StepRecord]) -> StepRecord | None:
+    """The first step before the decisive one that did not give what it had to: what the
+    decisive step (and a figure measured at it) presumed was then never reached."""
+    for record in records:
+        if record.decisive:
+            return None
+        if _deviates(record):
+            return record
+    return None
+
+
 def _lost_exclusion(record: StepRecord) -> bool:
     """A lock acquisition granted where it had to be refused."""
     kind = _kind(record.outcome)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prober.engine.outcome import Kind, Verdict, parse_outcome
-from prober.engine.verdict import QUERY_MISREPORTS
+from prober.engine.verdict import QUERY_MISREPORTS, first_deviation_before_decisive
 from prober.results import Cell
 
 # scope name -> (last ID components, label)
@@ -42,7 +42,11 @@ FAULT_METRICS = ("granted_after_fault_ns", "answered_after_restart_ns")
 
 
 def fault_seconds(cell: Cell) -> str | None:
-    """ "12.3 s" or "> 60 s" for a fault row that measured it; None for other rows."""
+    """ "12.3 s" or "> 60 s" for a fault row that measured it; None for other rows, and for
+    a row whose steps before the decisive one went otherwise than it presumed (B already
+    had the lock before the fault: no figure of how long a fault blocked it)."""
+    if first_deviation_before_decisive(cell.steps) is not None:
+        return None
     for key in FAULT_METRICS:
         if key in cell.metrics:
             value = cell.metrics[key]
@@ -58,8 +62,12 @@ def crashed_holder(cells: Iterable[Cell]) -> str | None:
     deadline; None when not measured."""
     granted: list[float] = []
     waited: list[float] = []
+    unmeasured: list[str] = []  # the verdicts of rows that never reached the fault as designed
     for cell in cells:
         if not cell.experiment.startswith("fault.crashed-holder."):
+            continue
+        if first_deviation_before_decisive(cell.steps) is not None:
+            unmeasured.append(cell.verdict)
             continue
         value = cell.metrics.get("granted_after_fault_ns", "absent")
         if value is None:
@@ -71,6 +79,10 @@ def crashed_holder(cells: Iterable[Cell]) -> str | None:
         return f"{text} (some APIs: beyond {max(waited):g} s)" if waited else text
     if waited:
         return f"beyond {max(waited):g} s (not granted within the row's deadline)"
+    if Verdict.NO_EXCLUSION.value in unmeasured:
+        return "never: B had the lock before the fault (no exclusion)"
+    if unmeasured:
+        return "not measured: the row did not reach its fault as designed"
     return None
 
 

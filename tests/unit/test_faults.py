@@ -11,12 +11,14 @@ import pytest
 
 from prober.engine.agents import AgentPool
 from prober.engine.cleanup import CleanupStack
+from prober.engine.outcome import Verdict
 from prober.engine.scheduler import Runner
+from prober.engine.verdict import judge
 from prober.errors import UsageError
 from prober.experiments import FAULT_OPS, load, parse
 from prober.lab.faults import LabGuard
 from prober.report.summary import crashed_holder, fault_seconds
-from prober.results import Cell
+from prober.results import Cell, StepRecord
 from prober.run_options import RunOptions
 from prober.targets import registry
 from prober.targets.base import PreparedTarget
@@ -139,6 +141,25 @@ def test_the_seconds_of_a_fault_row_and_the_summary_line() -> None:
     assert crashed_holder([granted]) == "~12 s"
     assert str(crashed_holder([waited])).startswith("beyond 60 s")
     assert crashed_holder([]) is None
+
+
+def test_no_seconds_are_claimed_when_b_had_the_lock_before_the_fault() -> None:
+    # nfs3-local-all, smb3-nobrl: A's lock never excluded B, so B's "grant after the crash"
+    # measures nothing about the crash.
+    steps = [
+        StepRecord(0, "A", "open", {}, "granted"),
+        StepRecord(1, "B", "open", {}, "granted"),
+        StepRecord(2, "A", "lock", {}, "granted", expected="granted"),
+        StepRecord(3, "B", "lock", {}, "granted", expected="denied"),
+        StepRecord(4, "A", "crash-client", {}, "granted"),
+        StepRecord(5, "B", "lock", {}, "granted", expected="granted", decisive=True),
+    ]
+    judged = judge(steps)
+    assert judged.verdict is Verdict.NO_EXCLUSION
+    cell = _cell("posix", "granted", {"granted_after_fault_ns": 10_000_000})
+    cell.steps, cell.verdict = steps, judged.verdict.value
+    assert fault_seconds(cell) is None
+    assert str(crashed_holder([cell])).startswith("never")
 
 
 def test_nfsd_lease_and_grace_come_from_its_ready_line() -> None:

@@ -350,6 +350,12 @@ class _Execution:
             # From a step the scheduler made (a fault) to the end of a call an agent on
             # another clock timed: when it was sent (this clock) plus the call's duration.
             self.metrics[step.metric] = sent + record.duration_ns - since.t_start_ns
+            return
+        since_sent = self._sent_ns.get(since.index)
+        if sent and since_sent:
+            # Two agents, two clocks (a fault an actor made, drop-session): from when the
+            # fault's request left to the end of the call, both on this clock.
+            self.metrics[step.metric] = sent + record.duration_ns - since_sent
 
     def _timeout_for(self, step: Step) -> float:
         return step.timeout or self.runner.step_timeout

@@ -10,7 +10,8 @@ The rule (DESIGN.md, "verdict"; the README's legend says the same):
   had to be refused and was granted.
 - A deviation before the decisive step means the row could not be set up as designed:
   `differs`, saying so; a step that could not run (`not-run`) is never read as a lock outcome.
-- A timeout is a `hang` unless a waiting request that `blocked` vouched for ended with an
+- A timeout is a `hang` (unless a step before it already deviated: then it is not judged)
+  unless a waiting request that `blocked` vouched for ended with an
   outcome the row did not expect: `blocked` only sees that no answer came yet, not that the
   request reached the kernel first, so the later steps were not asked in the designed state
   (`differs`, saying so).
@@ -130,6 +131,18 @@ def _unestablished_wait(records: Sequence[StepRecord], hung: StepRecord) -> str 
     return None
 
 
+def _first_state_deviation(records: Sequence[StepRecord]) -> StepRecord | None:
+    """The first step, a query aside, that did not give what it had to: a timeout after it
+    presumed its success (B asked again for a lock it had already been granted) and is not
+    judged, so it is no `hang` of the row."""
+    for record in records:
+        if _deviates(record) and not (
+            record.op in QUERY_OPS and _kind(record.outcome) is not Kind.NOT_RUN
+        ):
+            return record
+    return None
+
+
 def judge(records: Sequence[StepRecord]) -> Judgement:
     """The verdict of one experiment, one sentence saying why (unless as-reference), and the
     findings beside the verdict (`query-misreports`)."""
@@ -137,7 +150,8 @@ def judge(records: Sequence[StepRecord]) -> Judgement:
     if decisive is None:
         return Judgement(Verdict.DIFFERS, "the decisive step did not run")
     hung = [r for r in records if r.outcome == Kind.TIMEOUT.value]
-    if hung:
+    earlier = _first_state_deviation(records)
+    if hung and (earlier is None or hung[0].index <= earlier.index):
         broken = _unestablished_wait(records, hung[0])
         if broken is not None:
             return Judgement(Verdict.DIFFERS, broken)

@@ -145,3 +145,21 @@ def test_a_timeout_while_the_vouched_wait_went_as_designed_stays_a_hang() -> Non
     # A's request was granted once B's was abandoned: A really waited, B really got no answer.
     assert waited.outcome == "granted" == waited.expected
     assert judge(cell.steps).verdict == "hang"
+
+
+def test_a_timeout_after_exclusion_was_lost_is_not_judged() -> None:
+    data = json.loads((FIXTURES / "lost-exclusion-then-timeout" / "cells.json").read_text())
+    cells = [Cell.from_dict(c) for c in data["cells"]]
+    assert cells
+    for cell in cells:
+        by_op = [(s.op, s.outcome, s.expected) for s in cell.steps]
+        # What the records show: A was granted, then B was granted the same lock (it had to
+        # be refused), and only after the fault did B's second request time out.
+        refused_expected = next(s for s in cell.steps if s.expected == "denied")
+        timed_out = next(s for s in cell.steps if _kind(s.outcome) is Kind.TIMEOUT)
+        assert _kind(refused_expected.outcome) is Kind.GRANTED, by_op
+        assert refused_expected.index < timed_out.index
+        judged = judge(cell.steps)
+        assert cell.verdict == "hang"  # what the rule said before
+        assert judged.verdict == "no-exclusion"
+        assert f"step {timed_out.index} gave timeout" in judged.explanation

@@ -92,8 +92,9 @@ def test_a_frozen_holder_keeps_its_lock_and_b_gets_it_after_the_unlock(
     # processes do not stop; the lock is A's until A, thawed, unlocks it.
     cell = _row(nfs42, "fault.frozen-holder.posix")
     assert cell.outcome == "granted", _steps(cell)  # `blocked`: B was still waiting
-    assert cell.steps[7].outcome == "granted"  # A's unlock once thawed
-    assert cell.steps[8].outcome == "granted"  # B then has it
+    assert cell.steps[3].outcome.startswith("denied")  # A's lock excluded B before the fault
+    assert cell.steps[8].outcome == "granted"  # A's unlock once thawed
+    assert cell.steps[9].outcome == "granted"  # B then has it
     _still_usable(nfs42)
 
 
@@ -104,8 +105,8 @@ def test_a_partitioned_holder_loses_its_lock_to_the_waiting_client(
     # must not be granted the lock B holds (nfs(5) nfs.recover_lost_locks: not recovered).
     cell = _row(nfs42, "fault.partition-holder.posix")
     assert cell.outcome == "granted", _steps(cell)
-    assert cell.steps[6].op == "lock"
-    assert cell.steps[6].outcome != "granted", _steps(cell)
+    assert cell.steps[7].op == "lock"
+    assert cell.steps[7].outcome != "granted", _steps(cell)
     _still_usable(nfs42)
 
 
@@ -114,9 +115,9 @@ def test_a_restarted_server_comes_back_and_the_lab_is_usable(smb3: PreparedTarge
     # the row's measurement (mount.cifs(8): the client reconnects; whether it re-sends A's
     # lock is what the row shows). The restart itself and the next row must work.
     cell = _row(smb3, "fault.server-restart.posix")
-    restart: dict[str, Any] = cell.steps[3].detail
-    assert cell.steps[3].op == "restart-server"
-    assert cell.steps[3].outcome == "granted", restart
+    restart: dict[str, Any] = cell.steps[4].detail
+    assert cell.steps[4].op == "restart-server"
+    assert cell.steps[4].outcome == "granted", restart
     assert "ready" in restart["ready"]
     _still_usable(smb3)
 
@@ -126,7 +127,7 @@ def test_a_frozen_smb_holder_keeps_its_lock(smb3: PreparedTarget) -> None:
     # kernel, which the freeze does not stop.
     cell = _row(smb3, "fault.frozen-holder.posix")
     assert cell.outcome == "granted", _steps(cell)  # `blocked`: B was still waiting
-    assert cell.steps[8].outcome == "granted"  # B has it once A, thawed, unlocked
+    assert cell.steps[9].outcome == "granted"  # B has it once A, thawed, unlocked
     _still_usable(smb3)
 
 

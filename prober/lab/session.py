@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prober.errors import ProberError
 from prober.lab import daemon, owner, servers, vm, vm_cache, vm_shares
@@ -26,6 +26,13 @@ def builds_elsewhere(docker_host: str | None) -> bool:
 
 def log(message: str) -> None:
     print(f"prober: lab: {message}", file=sys.stderr, flush=True)
+
+
+def labelled_log(label: str | None) -> Callable[[str], None]:
+    """The log of one lab among several (a lab of its own per target): its lines name it."""
+    if label is None:
+        return log
+    return lambda message: print(f"prober: lab {label}: {message}", file=sys.stderr, flush=True)
 
 
 def roles(
@@ -61,7 +68,10 @@ def _the_vm(docker_host: str | None) -> vm.VmStatus | None:
 class LabSession:
     """The lab (one per run), its servers, and what a first failure said."""
 
-    def __init__(self, options: RunOptions, specs: Iterable[TargetSpec]) -> None:
+    def __init__(
+        self, options: RunOptions, specs: Iterable[TargetSpec], label: str | None = None
+    ) -> None:
+        self.log = labelled_log(label)  # None: the run's one lab
         self.options = options
         self.specs = list(specs)
         self.kinds = self._servers()
@@ -76,7 +86,7 @@ class LabSession:
     def _servers(self) -> dict[str, servers.Server]:
         served = [s for s in self.specs if s.server is not None and not vm_shares.is_share(s)]
         kinds = sorted({s.server.kind for s in served if s.server is not None})
-        return {kind: servers.KINDS[kind](log) for kind in kinds}
+        return {kind: servers.KINDS[kind](self.log) for kind in kinds}
 
     def get(self) -> Lab:
         with self.lock:
@@ -88,7 +98,7 @@ class LabSession:
                 except ProberError as exc:
                     self.error = str(exc)
                     raise
-                owner.reap(client, log)  # what runs killed before this one left
+                owner.reap(client, self.log)  # what runs killed before this one left
                 self.vm = _the_vm(self.options.docker_host)
                 # The shares at this machine's own path of them (as Docker Desktop binds
                 # /Users/...): the engine gives every host one path for the workdir. Their
@@ -101,7 +111,7 @@ class LabSession:
                 self.lab = Lab(
                     client,
                     base_image=self.options.base_image or DEFAULT_BASE,
-                    log=log,
+                    log=self.log,
                     roles=roles(self.specs, self.kinds, binds),
                     builder=build_daemon if builds_elsewhere(self.options.docker_host) else None,
                 )
@@ -130,6 +140,6 @@ class LabSession:
                 return
             if self.options.keep:
                 owner.keep(lab.client, lab.run_id, lab.labels)
-                log(lab.enter_hint())
+                self.log(lab.enter_hint())
                 return
             lab.teardown()

@@ -46,7 +46,7 @@ def lab_targets(
     for spec in specs:
         key = _lab_of(spec) if options.lab_per_target else ""
         if key not in sessions:
-            sessions[key] = LabSession(options, every)
+            sessions[key] = LabSession(options, every, key.partition(":")[2] or None)
         targets.append(LabTarget(spec, sessions[key]))
     return targets
 
@@ -197,7 +197,7 @@ class LabTarget:
                 with phases("grace_s"):  # the server's facts: nfsd waits out its grace here
                     fingerprint.update(server.facts(lab, pool, workdir, self.spec))
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
-                faults = LabFaults(lab, self.session.guard, role, ": ready", session_log)
+                faults = LabFaults(lab, self.session.guard, role, ": ready", self.session.log)
                 setup.close()  # the rows hold the lab themselves
                 yielded = True
                 yield PreparedTarget(

@@ -100,15 +100,22 @@ class TargetRuns:
                 raise self._crash  # as a serial run would have
         except KeyboardInterrupt:
             self.stop.set()
+            self.progress.message(
+                "prober: interrupted; removing what the targets set up (Ctrl-C again skips it)"
+            )
             raise
         finally:
             self.stop.set()
-            pool.close()
-            self.cleanup_failures = cleanup.run_all()
-            deadline = time.monotonic() + STOP_GRACE_S
-            for t in threads:
-                t.join(max(0.0, deadline - time.monotonic()))
-            self._collect(results)
+            try:
+                pool.close()
+                self.cleanup_failures = cleanup.run_all()
+                deadline = time.monotonic() + STOP_GRACE_S
+                for t in threads:
+                    t.join(max(0.0, deadline - time.monotonic()))
+            finally:
+                # Also when a second Ctrl-C ends the cleanup: what was measured is kept (a
+                # lab left behind goes with `prober lab clean` or the next run's reaping).
+                self._collect(results)
 
     def name_of(self, target: Target) -> str:
         return f"{target.name}@{self.kernel}" if self.kernel else target.name

@@ -9,8 +9,24 @@ chmod 0777 /export
 # FSAL_VFS finds the exported filesystem in /etc/mtab (setmntent(3)); a container may lack it.
 [ -e /etc/mtab ] || ln -s /proc/self/mounts /etc/mtab
 rpcbind -w
-rpc.statd --no-notify
-ganesha.nfsd -F -L /dev/stdout -f /etc/ganesha/ganesha.conf -p /run/ganesha/ganesha.pid &
+# A restart (`prober run` fault rows stop and start this container) keeps the container's
+# /var/lib/nfs, as a rebooted server keeps its disk: Ganesha's recovery directory
+# (/var/lib/nfs/ganesha, RecoveryBackend fs) and statd's list. A restarted server then holds
+# its grace period for the clients' reclaims (ganesha-core-config(8) Graceless = false), and
+# statd notifies the NFSv3 clients it had (statd(8)); a first start has nothing to reclaim.
+FIRST=/var/lib/nfs/.prober-served
+if [ -e "$FIRST" ]; then
+    START=restart GRACELESS=false
+    rpc.statd
+else
+    START=first GRACELESS=true
+    rpc.statd --no-notify
+fi
+touch "$FIRST"
+sed "s/^  Graceless = true;/  Graceless = $GRACELESS;/" /etc/ganesha/ganesha.conf >/run/ganesha/ganesha.conf
+grep -q "Graceless = $GRACELESS;" /run/ganesha/ganesha.conf || { say "no Graceless line to set"; exit 1; }
+say "start=$START graceless=$GRACELESS"
+ganesha.nfsd -F -L /dev/stdout -f /run/ganesha/ganesha.conf -p /run/ganesha/ganesha.pid &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid; say stopped; exit 0' TERM INT
 i=0

@@ -31,6 +31,10 @@ from prober.targets.catalogue import TargetSpec
 # How long a target's first agents may take to start, all together (each has its own
 # HELLO_TIMEOUT_S): a backstop, never reached while the daemon answers.
 WARM_TIMEOUT_S = 2 * HELLO_TIMEOUT_S + 30.0
+# Labs of their own (one per served target) set up this many at a time: each starts its own
+# server and clients, and a dozen starting at once under emulation missed their servers'
+# ready deadlines (90 s). Their rows, mostly waiting, still run --jobs at once.
+_SETUPS_AT_ONCE = threading.BoundedSemaphore(2)
 
 
 def lab_targets(
@@ -154,6 +158,8 @@ class LabTarget:
     def _prepare_served(self, lab: Lab, kind: str, phases: _Phases) -> Iterator[PreparedTarget]:
         # The setup shares the lab with other targets' rows, but not with a fault row's fault.
         with contextlib.ExitStack() as setup:
+            if self.session.options.lab_per_target:
+                setup.enter_context(_SETUPS_AT_ONCE)
             setup.enter_context(self.session.guard.hold(False))
             with self._served(lab, kind, phases, setup) as prepared:
                 yield prepared

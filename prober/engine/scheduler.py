@@ -92,6 +92,9 @@ class Runner:
         if exp.faults and target.faults is None:
             return "injects a fault, which needs a lab target (faults go through the lab's Docker)"
         lacking = exp.requires - target.features
+        withheld = [target.withheld[f] for f in sorted(lacking) if f in target.withheld]
+        if withheld:
+            return "; ".join(withheld)
         if lacking:
             return f"needs {', '.join(sorted(lacking))}, which this target does not offer"
         if exp.needs_smb and target.smb is None:

@@ -204,6 +204,7 @@ class LabTarget:
                     fingerprint.update(server.facts(lab, pool, workdir, self.spec))
                 fingerprint["lab_setup_s"] = round(time.monotonic() - started, 2)
                 faults = LabFaults(lab, self.session.guard, role, ": ready", self.session.log)
+                features, withheld = self.spec.features_on(lab.kernel_release())
                 setup.close()  # the rows hold the lab themselves
                 yielded = True
                 yield PreparedTarget(
@@ -214,7 +215,8 @@ class LabTarget:
                     pool=pool,
                     host_paths={host: Path(workdir) for host in hosts},
                     smb=server.wire(info, self.spec),
-                    features=self.spec.features,
+                    features=features,
+                    withheld=withheld,
                     readonly=self.spec.readonly,
                     timings=phases.seconds,
                     faults=faults,

@@ -35,6 +35,9 @@ class PreparedTarget:
     # What this target offers that some experiments require (catalogue `requires:`), e.g.
     # "cifs-mount": client hosts see the share through the Linux kernel's cifs client.
     features: frozenset[str] = frozenset()
+    # Features this target offers only on a newer kernel than the one it runs on: why each
+    # is withheld (catalogue `features_from_kernel`).
+    withheld: dict[str, str] = field(default_factory=dict)
     # The clients see the workdir through a read-only mount (catalogue `readonly:`): only the
     # read-only-mount rows apply; the server (or client1) makes each experiment's files.
     readonly: bool = False

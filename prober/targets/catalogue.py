@@ -73,6 +73,7 @@ TARGET_KEYS = frozenset(
         "features",
         "kernel",
         "kernel_min",
+        "features_from_kernel",
     }
 )
 KERNEL_MIN_KEYS = frozenset({"release", "why"})
@@ -124,7 +125,24 @@ class TargetSpec:
     features: frozenset[str] = frozenset()
     kernel: tuple[str, ...] = ()
     kernel_min: KernelMin | None = None
+    # feature -> the oldest Docker-host kernel it is offered on, and why (an older one failed)
+    features_from_kernel: dict[str, KernelMin] = field(default_factory=dict)
     line: int = 0
+
+    def features_on(self, kernel_release: str) -> tuple[frozenset[str], dict[str, str]]:
+        """The features offered on a Docker host running ``kernel_release``, and why each
+        feature it withholds there is withheld."""
+        offered = set(self.features)
+        withheld: dict[str, str] = {}
+        for feature, least in self.features_from_kernel.items():
+            if least.allows(kernel_release):
+                offered.add(feature)
+            else:
+                withheld[feature] = (
+                    f"{self.name} offers {feature} from kernel {least.name} on, and the Docker "
+                    f"host runs {kernel_release}: {least.why} (run it with --kernel {least.name})"
+                )
+        return frozenset(offered), withheld
 
     @property
     def in_lab(self) -> bool:
@@ -230,7 +248,8 @@ def _target(ctx: _Ctx, raw: Any) -> TargetSpec | None:
         return None
     server = _server(ctx, line, name, raw.get("server"))
     if runs == "host":
-        for key in ("server", "hosts", "readonly", "features", "kernel", "kernel_min"):
+        lab_only = ("server", "hosts", "readonly", "features", "kernel", "kernel_min")
+        for key in (*lab_only, "features_from_kernel"):
             if key in raw:
                 ctx.error(line, f"{name}: {key}", "is for lab targets only")
         allowed = HOST_MOUNTS
@@ -268,6 +287,19 @@ def _target(ctx: _Ctx, raw: Any) -> TargetSpec | None:
                 line, f"{name}: kernel", f"{fs!r} is not one of {', '.join(KERNEL_FILESYSTEMS)}"
             )
     kernel_min = _kernel_min(ctx, line, name, raw.get("kernel_min"))
+    from_kernel = raw.get("features_from_kernel") or {}
+    if not isinstance(from_kernel, dict):
+        ctx.error(line, f"{name}: features_from_kernel", "must map features to a release and why")
+        from_kernel = {}
+    features_from_kernel: dict[str, KernelMin] = {}
+    for feature, spec in from_kernel.items():
+        if feature == "__line__":  # the loader's own key (prober.yaml_lines)
+            continue
+        where = f"{name}: features_from_kernel.{feature}"
+        if spec is None:
+            ctx.error(line, where, "must be a mapping with a release and why")
+        elif least := _kernel_min(ctx, line, name, spec, where):
+            features_from_kernel[str(feature)] = least
     return TargetSpec(
         name=name,
         description=" ".join(description.split()),
@@ -280,14 +312,17 @@ def _target(ctx: _Ctx, raw: Any) -> TargetSpec | None:
         features=frozenset(_strings(ctx, line, f"{name}: features", raw.get("features"))),
         kernel=kernel,
         kernel_min=kernel_min,
+        features_from_kernel=features_from_kernel,
         line=line,
     )
 
 
-def _kernel_min(ctx: _Ctx, line: int, name: str, raw: Any) -> KernelMin | None:
+def _kernel_min(
+    ctx: _Ctx, line: int, name: str, raw: Any, field_name: str | None = None
+) -> KernelMin | None:
     if raw is None:
         return None
-    field_name = f"{name}: kernel_min"
+    field_name = field_name or f"{name}: kernel_min"
     if not isinstance(raw, dict):
         ctx.error(line, field_name, "must be a mapping with a release and why")
         return None

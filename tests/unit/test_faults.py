@@ -73,6 +73,21 @@ def test_a_host_target_says_why_a_fault_row_cannot_run(tmp_path: Path) -> None:
     assert "needs a lab target" in cell.explanation
 
 
+def test_a_row_needing_a_feature_withheld_on_this_kernel_says_why(tmp_path: Path) -> None:
+    (exp,) = [e for e in load() if e.id == "fault.server-restart.posix"]
+    why = "nfs3 offers server-restart from kernel 6.12 on (run it with --kernel 6.12)"
+    target = PreparedTarget(
+        "nfs3",
+        tmp_path,
+        hosts=frozenset({"client1", "client2", "server"}),
+        faults=object(),  # applicable() only asks whether the target has faults
+        withheld={"server-restart": why},
+    )
+    cell = Runner(AgentPool(), CleanupStack()).run(exp, target)
+    assert cell.verdict == "not-applicable"
+    assert cell.explanation == why
+
+
 def test_a_fault_row_holds_the_lab_alone() -> None:
     guard = LabGuard()
     shared_in = threading.Event()

@@ -127,6 +127,14 @@ def test_a_good_catalogue_parses() -> None:
             ("    runs: host\n", '    runs: host\n    kernel_min: {release: "6.12", why: w}\n'),
             r"^<t>:5: tmpfs: kernel_min: is for",
         ),
+        (
+            ("kernel: [cifs]", "kernel: [cifs]\n    features_from_kernel: {server-restart: 6}"),
+            r"^<t>:16: smb3: features_from_kernel.server-restart: must be a mapping",
+        ),
+        (
+            ("kernel: [cifs]", "kernel: [cifs]\n    features_from_kernel: [server-restart]"),
+            r"^<t>:16: smb3: features_from_kernel: must map features to a release and why",
+        ),
     ],
 )
 def test_mistakes_are_one_line_with_file_line_and_field(
@@ -191,3 +199,17 @@ def test_a_kernel_min_compares_releases_as_numbers() -> None:
     assert least.allows("6.12.57+deb13-amd64")
     assert least.allows("6.13.0")
     assert least.allows("unknown")
+
+
+def test_a_feature_from_a_kernel_on_is_offered_there_and_withheld_before_saying_why() -> None:
+    text = GOOD.replace(
+        "kernel: [cifs]",
+        'kernel: [cifs]\n    features_from_kernel: {server-restart: {release: "6.12", why: oops}}',
+        1,
+    )
+    (smb3,) = [t for t in parse(text, "<t>").targets if t.name == "smb3"]
+    newer, none_withheld = smb3.features_on("6.12.118+deb12-amd64")
+    assert "server-restart" in newer and none_withheld == {}
+    older, withheld = smb3.features_on("6.1.0-57-amd64")
+    assert "server-restart" not in older
+    assert "oops" in withheld["server-restart"] and "--kernel 6.12" in withheld["server-restart"]

@@ -130,7 +130,11 @@ class SmbClient:
 
     def _tree(self, server: SmbServer, timeout: float) -> Any:
         if server in self._trees:
-            return self._trees[server]
+            conn = self._connection_of.get(server)
+            if conn is not None and conn.transport.connected:
+                return self._trees[server]
+            # The server closed it (it restarted, or dropped this client): a new session.
+            self._forget(server)
         from smbprotocol.connection import Connection
         from smbprotocol.session import Session
         from smbprotocol.tree import TreeConnect
@@ -271,15 +275,22 @@ class SmbClient:
         leave it: the socket is shut down and no LOGOFF, TREE_DISCONNECT or CLOSE is sent
         (MS-SMB2 3.3.7.1: the server then handles the loss of a connection). Its opens are
         forgotten; the next open connects a new session. Returns the handles it had."""
-        conn = self._connection_of.pop(server, None)
+        conn = self._connection_of.get(server)
         if conn is None:
             raise SmbConnectError(f"no SMB connection to {server.server}:{server.port} to drop")
+        lost = self._forget(server)
+        conn.disconnect(close=False)
+        return lost
+
+    def _forget(self, server: SmbServer) -> list[str]:
+        """Forget the connection to ``server``, its tree and the opens on it (their names)."""
+        conn = self._connection_of.pop(server, None)
         tree = self._trees.pop(server, None)
         lost = [name for name, opened in self.opens.items() if opened.tree_connect is tree]
         for name in lost:
             del self.opens[name]
-        self._connections.remove(conn)
-        conn.disconnect(close=False)
+        if conn in self._connections:
+            self._connections.remove(conn)
         return lost
 
     @staticmethod

@@ -114,12 +114,18 @@ def test_a_restarted_server_comes_back_and_the_lab_is_usable(smb3: PreparedTarge
     # Samba's smbd is stopped and started in its container; what B's request then gets is
     # the row's measurement (mount.cifs(8): the client reconnects; whether it re-sends A's
     # lock is what the row shows). The restart itself and the next row must work.
+    # Both wire clients hold SMB sessions from a row before the restart; after it they must
+    # get new ones (MS-SMB2 3.3.5.14: the second client's lock is refused, as before).
+    wire = "lockfileex.exclusive-exclusive.clients"
+    assert _row(smb3, wire).verdict == "as-reference"
     cell = _row(smb3, "fault.server-restart.posix")
     restart: dict[str, Any] = cell.steps[4].detail
     assert cell.steps[4].op == "restart-server"
     assert cell.steps[4].outcome == "granted", restart
     assert "ready" in restart["ready"]
     _still_usable(smb3)
+    after = _row(smb3, wire)
+    assert after.verdict == "as-reference", _steps(after)
 
 
 def test_a_frozen_smb_holder_keeps_its_lock(smb3: PreparedTarget) -> None:

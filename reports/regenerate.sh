@@ -11,8 +11,6 @@
 # a lab of its own, and PROBER_JOBS of them run at once. Then it writes into reports/:
 #   results.json   the raw results (schema prober-results; `prober diff` takes it)
 #   results-6.12.json  the newer kernel's run (targets named target@6.12)
-#   faults-nfsd-6.12.json, faults-nfsd-6.12.md  kernel nfsd's fault.server-restart rows on
-#                  6.12 (the nfs targets offer server-restart from 6.12 on: features_from_kernel)
 #   matrix.md      summary, targets, matrix, legend, error names, notes (Markdown)
 #   summary.md     the summary view alone, for the README
 #   matrix.html    the same as one self-contained page; matrix.json: everything as data
@@ -51,12 +49,6 @@ if [ -n "$newer_fs" ] && [ -n "$docker_host" ]; then
         --experiment '*' --jobs "$jobs"
     cp "$work/newer/results.json" "$here/results-6.12.json"
     chmod 644 "$here/results-6.12.json"
-    "$py" -m prober run --fs nfs --kernel 6.12 --out "$work/restart" --format md \
-        --experiment 'fault.server-restart.*' --jobs "$jobs"
-    cp "$work/restart/results.json" "$here/faults-nfsd-6.12.json"
-    chmod 644 "$here/faults-nfsd-6.12.json"
-    "$py" -m prober report "$here/faults-nfsd-6.12.json" --format md \
-        --out "$here/faults-nfsd-6.12.md"
 fi
 set -- "$here/results.json"
 if [ -e "$here/results-6.12.json" ]; then

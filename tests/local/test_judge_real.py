@@ -191,16 +191,19 @@ def test_overlapping_holds_under_check_disjoint_are_no_exclusion(cells: dict[str
     assert judge(cell.steps).verdict == "no-exclusion"
 
 
-def test_a_timeout_anywhere_is_hang_even_after_an_earlier_deviation(
+def test_a_timeout_after_an_earlier_deviation_is_not_judged(
     cells: dict[str, Cell],
 ) -> None:
+    # The first deviation ends the judging (the verdict rule): B's request presumed that A's
+    # lock had been refused, so its timeout is named, not judged, and the verdict is the
+    # first deviation's (a granted acquisition that had to be refused: no-exclusion).
     cell = cells["judge.hang-after-a-deviation"]
     early, blocked = cell.steps[2], cell.steps[3]
     assert (early.outcome, early.expected) == ("granted", "denied")  # deviated first
     assert blocked.outcome == "timeout"  # flock(2): blocks while A holds it
     judged = judge(cell.steps)
-    assert judged.verdict == "hang"
-    assert judged.explanation == "step 3 (B lock flock ex) did not return before its deadline"
+    assert judged.verdict == "no-exclusion"
+    assert "not judged after it (they presumed it): step 3 gave timeout" in judged.explanation
 
 
 def test_a_query_that_deviates_is_a_finding_and_judging_goes_on(cells: dict[str, Cell]) -> None:
@@ -278,7 +281,7 @@ def test_unsupported_when_a_lock_call_fails_with_enolck(cells: dict[str, Cell]) 
     assert judge(steps).verdict == "differs"
 
 
-def test_a_decisive_step_not_reached_is_differs_and_a_hang_still_wins(
+def test_a_decisive_step_not_reached_is_differs_even_with_a_later_timeout(
     cells: dict[str, Cell],
 ) -> None:
     # Only a Windows agent answers not-applicable (fork, prober/agent.py); real records with
@@ -291,7 +294,10 @@ def test_a_decisive_step_not_reached_is_differs_and_a_hang_still_wins(
     hung = list(cells["judge.hang-after-a-deviation"].steps)
     hung[2] = dataclasses.replace(hung[2], outcome="not-applicable", decisive=True)
     hung[3] = dataclasses.replace(hung[3], decisive=False)
-    assert judge(hung).verdict == "hang"
+    # The first deviation ends the judging: the later timeout is named, not judged.
+    later = judge(hung)
+    assert later.verdict == "differs"
+    assert later.explanation.startswith("the decisive step was not reached: step 2 (A lock")
 
 
 def test_published_query_misreports_are_findings_beside_differs() -> None:

@@ -16,7 +16,7 @@ import pytest
 from prober.engine.agents import AgentPool
 from prober.engine.cleanup import CleanupStack
 from prober.engine.scheduler import Runner
-from prober.experiments import load, parse
+from prober.experiments import OPT_IN_GROUPS, load, parse
 from prober.results import Cell
 from prober.targets.base import PreparedTarget
 from tests.conftest import require
@@ -25,7 +25,8 @@ from tests.samba_server import samba, smbd_path
 pytestmark = [pytest.mark.local, pytest.mark.root]
 
 # Rows that need a Linux cifs mount on a client run in the lab only.
-WIRE_ROWS = [e for e in load() if e.needs_smb and not e.requires]
+# The opt-in fault rows (fault.session-drop.lockfileex) are the lab's.
+WIRE_ROWS = [e for e in load() if e.needs_smb and not e.requires and e.group not in OPT_IN_GROUPS]
 
 
 @pytest.fixture(scope="module")

@@ -70,12 +70,9 @@ def _deviates(record: StepRecord) -> bool:
 def first_deviation_before_decisive(records: Sequence[StepRecord]) -> StepRecord | None:
     """The first step before the decisive one that did not give what it had to: what the
     decisive step (and a figure measured at it) presumed was then never reached."""
-    for record in records:
-        if record.decisive:
-            return None
-        if _deviates(record):
-            return record
-    return None
+    found = _first_state_deviation(records)
+    decisive = next((r.index for r in records if r.decisive), None)
+    return found if found is not None and (decisive is None or found.index < decisive) else None
 
 
 def _lost_exclusion(record: StepRecord) -> bool:

@@ -24,15 +24,13 @@ def builds_elsewhere(docker_host: str | None) -> bool:
     return docker_host is not None and not docker_host.startswith(("unix://", "npipe://"))
 
 
-def log(message: str) -> None:
-    print(f"prober: lab: {message}", file=sys.stderr, flush=True)
-
-
 def labelled_log(label: str | None) -> Callable[[str], None]:
-    """The log of one lab among several (a lab of its own per target): its lines name it."""
-    if label is None:
-        return log
-    return lambda message: print(f"prober: lab {label}: {message}", file=sys.stderr, flush=True)
+    """The lab's log; one lab among several (a lab of its own per target) names itself."""
+    prefix = f"prober: lab {label}: " if label else "prober: lab: "
+    return lambda message: print(prefix + message, file=sys.stderr, flush=True)
+
+
+log = labelled_log(None)  # the run's one lab
 
 
 def roles(
